@@ -1,0 +1,72 @@
+"""All settings in one place: a dataclass filled from defaults, then env vars, then CLI flags.
+
+Every field `some_name` is read from the env var `DIGITS_SOME_NAME` and the flag `--some-name`;
+`host` and `port` also honour plain `HOST` and `PORT` (so `PORT=5123 make run` works).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _opt(default: object, help: str) -> object:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Config:
+    # Network
+    host: str = _opt("127.0.0.1", "address to listen on (0.0.0.0 for phones on the LAN)")
+    port: int = _opt(5000, "TCP port")
+    workers: int = _opt(1, "Hypercorn worker processes (history is per worker)")
+    certfile: str = _opt("", "TLS certificate (PEM); phones need HTTPS for the camera")
+    keyfile: str = _opt("", "TLS private key (PEM)")
+    allowed_origins: str = _opt("", "extra WebSocket Origins allowed besides the page's own, comma-separated; * any")
+    # Model and batching
+    model_path: str = _opt(str(ROOT / "model" / "digits.keras"), "trained Keras model")
+    max_batch: int = _opt(32, "most images decoded and classified in one batch")
+    batch_wait_ms: float = _opt(4.0, "longest wait for a batch to fill")
+    threads: int = _opt(os.cpu_count() or 1, "threads for decoding and preprocessing")
+    # History and replay
+    history_frames: int = _opt(120, "frames kept per connection")
+    history_bytes: int = _opt(16 * 2**20, "image bytes kept per connection")
+    resume_grace_s: float = _opt(60.0, "how long a dropped session waits for its client")
+    # Limits
+    max_message_bytes: int = _opt(8 * 2**20, "largest WebSocket message or upload")
+    max_pixels: int = _opt(40_000_000, "largest image, in pixels")
+    max_fps: float = _opt(30.0, "live frames per second per connection")
+    max_connections: int = _opt(200, "WebSocket connections per worker")
+    ping_interval_s: float = _opt(20.0, "WebSocket ping interval (0 turns pings off)")
+
+
+def _env_name(name: str) -> str:
+    return "DIGITS_" + name.upper()
+
+
+def load_config(argv: list[str] | None = None) -> Config:
+    """Build the Config: defaults, overridden by env vars, overridden by CLI flags."""
+    values: dict[str, object] = {}
+    for f in dataclasses.fields(Config):
+        kind = type(f.default)
+        for env in (_env_name(f.name), f.name.upper() if f.name in ("host", "port") else None):
+            if env and os.environ.get(env):
+                values[f.name] = kind(os.environ[env])
+                break
+
+    parser = argparse.ArgumentParser(prog="python -m server", description="Digit recogniser server")
+    for f in dataclasses.fields(Config):
+        parser.add_argument(
+            "--" + f.name.replace("_", "-"),
+            type=type(f.default),
+            default=None,
+            help=f"{f.metadata['help']} (env {_env_name(f.name)}, default {f.default!r})",
+        )
+    args = parser.parse_args(argv)
+    values.update({k: v for k, v in vars(args).items() if v is not None})
+    return Config(**values)  # type: ignore[arg-type]
