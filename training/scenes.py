@@ -1,0 +1,327 @@
+"""Photo-like scenes for training and evaluation: paper, ink, light and camera, in numpy and OpenCV.
+
+    blank_scene(rng)                 -> (H, W, 3) uint8 BGR photo of paper with NO digit on it
+    digit_scene(rng, digits)         -> (image, boxes): the digits written as ink on such a paper
+    encode_jpeg(image, quality)      -> bytes, what a phone sends
+
+A scene is built in the order light travels: a surface (table, sheet of paper with its tone, ruled or
+squared lines, specks), then ink, then lighting (gradient, shadow, glare), then the camera (defocus blur,
+sensor noise, JPEG). Every random choice comes from the `np.random.Generator` passed in, so a seed gives
+the same scene again.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# Paper tones in BGR, roughly as phones see them under indoor light.
+PAPER_TONES = {
+    "white": (235, 238, 240),
+    "cool white": (245, 240, 232),
+    "warm white": (215, 232, 242),
+    "grey": (175, 178, 180),
+    "light grey": (205, 206, 206),
+    "beige": (185, 215, 230),
+    "recycled": (170, 190, 200),
+    "yellow note": (120, 230, 245),
+    "pale blue": (235, 215, 190),
+    "pale pink": (215, 205, 245),
+    "pale green": (200, 235, 205),
+}
+TABLE_TONES = [(60, 90, 130), (40, 55, 75), (120, 120, 120), (30, 30, 30), (90, 130, 170), (200, 200, 200)]
+INK_TONES = {
+    "black": (25, 25, 25),
+    "blue": (140, 50, 20),
+    "dark blue": (90, 30, 20),
+    "pencil": (85, 85, 90),
+    "red": (40, 40, 170),
+    "green": (50, 110, 30),
+    "marker": (10, 10, 10),
+}
+
+
+# ---------------------------------------------------------------- surfaces
+
+
+def _jitter(rng: np.random.Generator, bgr: tuple[int, int, int], amount: float) -> np.ndarray:
+    return np.clip(np.asarray(bgr, np.float32) + rng.normal(0, amount, 3), 0, 255)
+
+
+def _paper_texture(rng: np.random.Generator, h: int, w: int, strength: float) -> np.ndarray:
+    """Low-frequency fibre/unevenness as a multiplicative (H, W) field around 1."""
+    small = rng.normal(0, 1, (max(2, h // 16), max(2, w // 16))).astype(np.float32)
+    field = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+    fine = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 0.8)
+    return 1.0 + strength * (0.6 * field + 0.4 * fine)
+
+
+def _surface(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """A table with a sheet of paper on it (or paper filling the frame).
+
+    Returns the float32 BGR image and the float32 (H, W) paper mask (1 on paper, 0 on the table).
+    """
+    tone_name = rng.choice(list(PAPER_TONES), p=_paper_weights())
+    paper = _jitter(rng, PAPER_TONES[tone_name], 8)
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = paper
+    img *= _paper_texture(rng, h, w, rng.uniform(0.005, 0.03))[..., None]
+    mask = np.ones((h, w), np.float32)
+
+    if rng.random() < 0.45:  # page edge(s): table visible around part of the sheet
+        table = np.empty_like(img)
+        table[:] = _jitter(rng, TABLE_TONES[rng.integers(len(TABLE_TONES))], 15)
+        if rng.random() < 0.5:  # wood-like grain
+            grain = np.sin(np.linspace(0, rng.uniform(10, 60), w) + rng.normal(0, 0.5, (h, 1)).cumsum(0) * 0.05)
+            table *= (1.0 + 0.08 * grain.astype(np.float32))[..., None]
+        table *= _paper_texture(rng, h, w, 0.04)[..., None]
+        # A rotated rectangle much bigger than the frame, shifted so that 1-2 edges show.
+        cx, cy = w / 2 + rng.uniform(-0.9, 0.9) * w, h / 2 + rng.uniform(-0.9, 0.9) * h
+        size = (w * rng.uniform(1.2, 2.0), h * rng.uniform(1.2, 2.0))
+        box = cv2.boxPoints(((cx, cy), size, rng.uniform(-25, 25))).astype(np.int32)
+        m = np.zeros((h, w), np.uint8)
+        cv2.fillPoly(m, [box], 255, lineType=cv2.LINE_AA)
+        mask = cv2.GaussianBlur(m.astype(np.float32) / 255, (0, 0), rng.uniform(0.5, 1.5))
+        if mask.mean() < 0.35:  # keep most of the frame on paper
+            mask = 1.0 - mask
+        # The sheet's edge casts a thin shadow on the table.
+        edge_shadow = cv2.GaussianBlur(mask, (0, 0), 3.0)
+        table *= (1.0 - 0.3 * edge_shadow * (1 - mask))[..., None]
+        img = img * mask[..., None] + table * (1 - mask[..., None])
+    return img, mask
+
+
+def _paper_weights() -> list[float]:
+    w = np.array([5, 3, 3, 2, 2, 2, 1, 1.5, 1, 1, 1], np.float64)
+    return list(w / w.sum())
+
+
+def _rules(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray) -> None:
+    """Ruled lines, a margin, squares or dots printed on the paper (in place)."""
+    h, w = mask.shape
+    kind = rng.choice(["none", "ruled", "squared", "dotted", "ruled+margin"], p=[0.35, 0.25, 0.2, 0.05, 0.15])
+    if kind == "none":
+        return
+    layer = np.zeros((h, w), np.float32)
+    color = _jitter(rng, [(200, 160, 120), (180, 180, 180), (210, 170, 150), (160, 160, 200)][rng.integers(4)], 10)
+    spacing = rng.uniform(12, 40) * (h / 240)
+    angle = np.deg2rad(rng.uniform(-8, 8))
+    thick = 1 if rng.random() < 0.8 else 2
+    # Draw on a rotated grid by drawing long lines through the frame.
+    diag = int(np.hypot(h, w)) + 2
+    c, s = np.cos(angle), np.sin(angle)
+    offset = rng.uniform(0, spacing)
+    n = int(diag / spacing) + 2
+    for i in range(-n, n + 1):
+        d = offset + i * spacing
+        for direction in (0, 1) if kind in ("squared", "dotted") else (0,):
+            if direction == 0:  # horizontal-ish line at distance d from the centre
+                p0 = (w / 2 - diag * c - d * s, h / 2 - diag * s + d * c)
+                p1 = (w / 2 + diag * c - d * s, h / 2 + diag * s + d * c)
+            else:
+                p0 = (w / 2 + d * c + diag * s, h / 2 + d * s - diag * c)
+                p1 = (w / 2 + d * c - diag * s, h / 2 + d * s + diag * c)
+            if kind == "dotted":
+                continue
+            cv2.line(layer, _pt(p0), _pt(p1), 1.0, thick, cv2.LINE_AA)
+    if kind == "dotted":
+        step = spacing / 2
+        for y in np.arange(rng.uniform(0, step), h, step):
+            for x in np.arange(rng.uniform(0, step), w, step):
+                cv2.circle(layer, (int(x), int(y)), 1, 0.8, -1, cv2.LINE_AA)
+    if kind == "ruled+margin":
+        x = int(rng.uniform(0.05, 0.35) * w)
+        red = _jitter(rng, (120, 120, 220), 10)
+        margin = np.zeros((h, w), np.float32)
+        cv2.line(margin, (x, 0), (x + int(rng.uniform(-10, 10)), h), 1.0, 1 + int(rng.random() < 0.3), cv2.LINE_AA)
+        _blend(img, margin * mask * rng.uniform(0.5, 0.9), red)
+    strength = rng.uniform(0.25, 0.8)
+    _blend(img, layer * mask * strength, color)
+
+
+def _pt(p: tuple[float, float]) -> tuple[int, int]:
+    return int(round(p[0])), int(round(p[1]))
+
+
+def _blend(img: np.ndarray, alpha: np.ndarray, color: np.ndarray) -> None:
+    """Paint `color` over img with coverage alpha (H, W) in [0, 1], like ink absorbed by paper."""
+    a = np.clip(alpha, 0, 1)[..., None]
+    img *= 1 - a
+    img += a * np.asarray(color, np.float32)
+
+
+def _specks(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray) -> None:
+    """Dust, pencil dots, crumbs: a few small dark or coloured spots (in place)."""
+    h, w = mask.shape
+    n = rng.poisson(rng.choice([0.5, 3, 10]))
+    layer = np.zeros((h, w), np.float32)
+    for _ in range(n):
+        x, y = int(rng.uniform(0, w)), int(rng.uniform(0, h))
+        r = max(1, int(rng.exponential(1.0)))
+        cv2.circle(layer, (x, y), r, float(rng.uniform(0.2, 0.8)), -1, cv2.LINE_AA)
+    _blend(img, layer, _jitter(rng, (50, 50, 55), 15))
+
+
+# ---------------------------------------------------------------- light and camera
+
+
+def _lighting(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    h, w = img.shape[:2]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    xx /= w
+    yy /= h
+    # Linear gradient plus a vignette, as brightness factors.
+    gx, gy = rng.normal(0, 0.25, 2)
+    light = 1.0 + gx * (xx - 0.5) + gy * (yy - 0.5)
+    light *= 1.0 - rng.uniform(0, 0.35) * ((xx - 0.5) ** 2 + (yy - 0.5) ** 2) * 2
+    light *= rng.uniform(0.55, 1.1)  # exposure
+    # A soft shadow (hand, phone, head) with a blurred polygon edge.
+    if rng.random() < 0.5:
+        m = np.zeros((h, w), np.float32)
+        pts = np.stack([rng.uniform(-0.3, 1.3, 5) * w, rng.uniform(-0.3, 1.3, 5) * h], 1).astype(np.int32)
+        cv2.fillPoly(m, [cv2.convexHull(pts)], 1.0)
+        m = cv2.GaussianBlur(m, (0, 0), rng.uniform(3, 25) * h / 240)
+        light *= 1.0 - rng.uniform(0.15, 0.55) * m
+    # Glare: a bright soft ellipse that washes colour out.
+    glare = np.zeros((h, w), np.float32)
+    if rng.random() < 0.2:
+        cv2.ellipse(
+            glare,
+            (int(rng.uniform(0, w)), int(rng.uniform(0, h))),
+            (int(rng.uniform(0.05, 0.3) * w), int(rng.uniform(0.05, 0.25) * h)),
+            rng.uniform(0, 180), 0, 360, 1.0, -1,
+        )
+        glare = cv2.GaussianBlur(glare, (0, 0), rng.uniform(5, 20)) * rng.uniform(0.2, 0.7)
+    tint = _jitter(rng, (1.0, 1.0, 1.0), 0.04) if rng.random() < 0.7 else np.array([1.08, 1.0, 0.9], np.float32)
+    out = img * light[..., None] * tint
+    out = out * (1 - glare[..., None]) + 255.0 * glare[..., None]
+    return out
+
+
+def _camera(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+    """Defocus/motion blur and sensor noise; returns uint8."""
+    if rng.random() < 0.6:
+        img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.6))
+    if rng.random() < 0.1:  # slight motion blur
+        k = int(rng.integers(3, 7))
+        kernel = np.zeros((k, k), np.float32)
+        kernel[k // 2, :] = 1.0 / k
+        rot = cv2.getRotationMatrix2D((k / 2 - 0.5, k / 2 - 0.5), rng.uniform(0, 180), 1.0)
+        kernel = cv2.warpAffine(kernel, rot, (k, k))
+        img = cv2.filter2D(img, -1, kernel / max(kernel.sum(), 1e-6))
+    sigma = rng.choice([1.0, 3.0, 6.0, 10.0], p=[0.3, 0.4, 0.2, 0.1])
+    noise = rng.normal(0, sigma, img.shape[:2]).astype(np.float32)[..., None]  # luminance noise
+    noise = noise + rng.normal(0, sigma * 0.4, img.shape).astype(np.float32)  # chroma noise
+    return np.clip(img + noise, 0, 255).astype(np.uint8)
+
+
+def encode_jpeg(image: np.ndarray, quality: int = 85) -> bytes:
+    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
+    if not ok:
+        raise ValueError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+def _jpeg_roundtrip(rng: np.random.Generator, image: np.ndarray) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(encode_jpeg(image, int(rng.integers(35, 96))), np.uint8), cv2.IMREAD_COLOR)
+
+
+# ---------------------------------------------------------------- public
+
+
+def blank_scene(rng: np.random.Generator, height: int = 240, width: int = 320) -> np.ndarray:
+    """An (H, W, 3) uint8 BGR photo-like scene with NO digit on it.
+
+    Paper tones (white, grey, beige, coloured), page edges on a table, ruled/squared/dotted lines,
+    specks, lighting gradients, vignetting, shadows, glare, blur, sensor noise and JPEG artefacts.
+    """
+    img, mask = _surface(rng, height, width)
+    _rules(rng, img, mask)
+    _specks(rng, img, mask)
+    img = _lighting(rng, img)
+    img = _camera(rng, img)
+    return _jpeg_roundtrip(rng, img)
+
+
+def ink_alpha(digit: np.ndarray, height: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """A white-on-black digit image (uint8 or float, any size) as ink coverage in [0, 1], resized to
+    `height` pixels of image (MNIST's 28 px box, digit about 20 px of it), with crisper strokes."""
+    d = digit.astype(np.float32)
+    d /= max(float(d.max()), 1e-6)
+    size = max(4, int(round(height)))
+    a = cv2.resize(d, (size, size), interpolation=cv2.INTER_CUBIC if size > d.shape[0] else cv2.INTER_AREA)
+    # MNIST strokes are anti-aliased at 28 px; scaled up they look like felt-tip in fog.
+    # A sigmoid sharpens them back into pen strokes; its midpoint sets the stroke width.
+    mid = 0.45 if rng is None else rng.uniform(0.25, 0.65)
+    a = 1.0 / (1.0 + np.exp(-(a - mid) * 12.0))
+    a -= 1.0 / (1.0 + np.exp(mid * 12.0))
+    return np.clip(a / max(float(a.max()), 1e-6), 0, 1)
+
+
+def digit_scene(
+    rng: np.random.Generator,
+    digits: list[np.ndarray],
+    height: int = 240,
+    width: int = 320,
+    digit_height: float | None = None,
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """Write `digits` (white-on-black images such as MNIST's 28x28, left to right) as ink on a
+    photo-like paper. Returns the uint8 BGR image and one box (x, y, w, h) per digit: the tight
+    box of its ink in image pixels (a box is (0, 0, 0, 0) if a digit ended up off the frame).
+
+    `digit_height` is the height of each 28-px MNIST box in pixels (its ink is about 20/28 of it);
+    by default it is drawn so that the digits fit the frame with a margin.
+    """
+    img, mask = _surface(rng, height, width)
+    _rules(rng, img, mask)
+    _specks(rng, img, mask)
+
+    n = len(digits)
+    if digit_height is None:
+        most = min(height * 0.9, width * 0.92 / max(n * 0.75, 1.0))
+        digit_height = rng.uniform(min(0.22 * height, most * 0.6), most)
+    ink_name = rng.choice(list(INK_TONES), p=[0.3, 0.3, 0.1, 0.15, 0.05, 0.03, 0.07])
+    ink = _jitter(rng, INK_TONES[ink_name], 10)
+    strength = rng.uniform(0.55, 1.0) if ink_name == "pencil" else rng.uniform(0.8, 1.0)
+
+    # Lay the digits along a slightly tilted baseline with uneven gaps.
+    step = digit_height * rng.uniform(0.55, 0.85)
+    total = step * (n - 1) + digit_height
+    x0 = rng.uniform(0, max(1.0, width - total)) if total < width else (width - total) / 2
+    y_base = rng.uniform(0, max(1.0, height - digit_height))
+    slope = rng.normal(0, 0.05)
+    boxes: list[tuple[int, int, int, int]] = []
+    layer = np.zeros((height, width), np.float32)
+    for i, digit in enumerate(digits):
+        s = digit_height * rng.uniform(0.9, 1.1)
+        a = ink_alpha(digit, s, rng)
+        # A little rotation and shear per digit (people write unevenly).
+        angle, shear = rng.normal(0, 6), rng.normal(0, 0.1)
+        c = a.shape[0] / 2
+        m = cv2.getRotationMatrix2D((c, c), angle, 1.0)
+        m[0, 1] += shear
+        m[0, 2] -= shear * c
+        a = cv2.warpAffine(a, m, a.shape[::-1], flags=cv2.INTER_LINEAR)
+        x = int(round(x0 + i * step + rng.normal(0, step * 0.05)))
+        y = int(round(y_base + slope * (x - x0) + rng.normal(0, digit_height * 0.04)))
+        boxes.append(_paste_max(layer, a, x, y))
+    _blend(img, layer * strength, ink)
+
+    img = _lighting(rng, img)
+    img = _camera(rng, img)
+    return _jpeg_roundtrip(rng, img), boxes
+
+
+def _paste_max(layer: np.ndarray, a: np.ndarray, x: int, y: int) -> tuple[int, int, int, int]:
+    """Paste coverage `a` into `layer` at (x, y) (clipped), keeping the max; return the ink's box."""
+    h, w = layer.shape
+    ah, aw = a.shape
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + aw, w), min(y + ah, h)
+    if x1 <= x0 or y1 <= y0:
+        return (0, 0, 0, 0)
+    sub = a[y0 - y : y1 - y, x0 - x : x1 - x]
+    np.maximum(layer[y0:y1, x0:x1], sub, out=layer[y0:y1, x0:x1])
+    ys, xs = np.nonzero(sub > 0.3)
+    if len(xs) == 0:
+        return (0, 0, 0, 0)
+    return (int(x0 + xs.min()), int(y0 + ys.min()), int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1))
