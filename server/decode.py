@@ -1,0 +1,135 @@
+"""Bytes -> grayscale image as the user sees it (EXIF orientation applied), shrunk while decoding.
+
+Pillow reads the header first, so the pixel limit is checked before any pixel is decoded (decompression
+bombs), and big JPEGs are decoded at 1/2, 1/4 or 1/8 scale by libjpeg itself (`Image.draft`).
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "BMP", "DIB", "GIF"}
+READABLE = "JPEG, PNG, WebP, BMP, GIF"
+# Working resolution: big enough for small digits in a phone photo, small enough to stay fast.
+WORK_MIN_SIDE = 640  # JPEG draft scaling never goes below this long side
+WORK_MAX_PIXELS = 1_300_000  # anything larger is resized down after decoding
+EXIF_ORIENTATION = 0x0112
+
+
+class ImageError(ValueError):
+    """An input that is not a readable image, or is too big; `code` and `message` go to the user."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Decoded:
+    gray: np.ndarray  # uint8 (h, w), oriented, at working resolution
+    width: int  # oriented full-resolution size
+    height: int
+
+
+def bad_image(detail: str) -> ImageError:
+    return ImageError("bad_image", f"not an image the server can read ({READABLE}): {detail}")
+
+
+def decode(data: bytes, max_pixels: int = 40_000_000) -> Decoded:
+    """Decode image bytes into an oriented grayscale working image; raise ImageError if unreadable."""
+    if not data:
+        raise bad_image("the data is empty")
+    image = _open(data, max_pixels)
+    orientation = _orientation(image)
+    width, height = image.size
+    try:
+        gray = _to_gray(_draft(image))
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise bad_image(f"the data is corrupt or truncated ({exc})") from None
+    gray = _shrink(gray)
+    if orientation in (5, 6, 7, 8):
+        width, height = height, width
+    return Decoded(_orient(gray, orientation), width, height)
+
+
+def _open(data: bytes, max_pixels: int) -> Image.Image:
+    """Read the header only, and refuse unknown formats and oversized images before decoding."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError:
+        raise _too_many_pixels(max_pixels) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError):
+        raise bad_image("unknown or corrupt format") from None
+    if image.format not in FORMATS:
+        raise bad_image(f"{image.format} is not supported")
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise bad_image("the image has no pixels")
+    if width * height > max_pixels:
+        raise _too_many_pixels(max_pixels, width, height)
+    return image
+
+
+def _too_many_pixels(max_pixels: int, width: int = 0, height: int = 0) -> ImageError:
+    size = f" is {width}x{height}" if width else ""
+    return ImageError("too_many_pixels", f"the image{size}: more than the {max_pixels:,} pixels allowed")
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(EXIF_ORIENTATION, 1)
+    except Exception:  # a broken EXIF block must not make a readable picture unreadable
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _draft(image: Image.Image) -> Image.Image:
+    """Let libjpeg decode a big JPEG at a reduced scale (free speed: fewer pixels to decode at all)."""
+    if image.format in ("JPEG", "MPO"):
+        width, height = image.size
+        scale = max(1.0, max(width, height) / WORK_MIN_SIDE)
+        mode = "L" if image.mode in ("L", "RGB", "YCbCr") else image.mode
+        image.draft(mode, (int(width / scale), int(height / scale)))
+    return image
+
+
+def _to_gray(image: Image.Image) -> np.ndarray:
+    """Any mode -> uint8 gray; transparency is composited on white, 16-bit is scaled down."""
+    image.seek(0)  # animated GIF/WebP/PNG: the first frame
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        return (np.asarray(image, dtype=np.float32) / 257.0).clip(0, 255).astype(np.uint8)
+    if mode == "F":
+        return np.asarray(image, dtype=np.float32).clip(0, 255).astype(np.uint8)
+    if (mode == "P" and "transparency" in image.info) or mode in ("RGBA", "LA", "PA", "La", "RGBa"):
+        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
+        alpha = rgba[..., 3:] / 255.0
+        rgb = rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)
+        return cv2.cvtColor(rgb.astype(np.uint8), cv2.COLOR_RGB2GRAY)
+    return np.asarray(image.convert("L"))
+
+
+def _shrink(gray: np.ndarray) -> np.ndarray:
+    height, width = gray.shape
+    if height * width <= WORK_MAX_PIXELS:
+        return gray
+    scale = (WORK_MAX_PIXELS / (height * width)) ** 0.5
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+
+
+def _orient(gray: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply the EXIF orientation (1-8) to the pixels, once."""
+    if orientation in (2, 4, 5, 7):
+        gray = gray[:, ::-1]
+    rotations = {3: 2, 4: 2, 5: 1, 6: 3, 7: 3, 8: 1}  # np.rot90 turns counter-clockwise
+    return np.ascontiguousarray(np.rot90(gray, rotations.get(orientation, 0)))

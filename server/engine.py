@@ -1,0 +1,93 @@
+"""The recognition engine: image bytes -> digit crops (prepare) -> probabilities (Classifier) -> result (assemble).
+
+`prepare` is pure NumPy/OpenCV and thread-safe; the server runs it in a thread pool and batches the crops of
+many images into one `Classifier.classify` call.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from server.classifier import NOT_A_DIGIT, Classifier
+from server.decode import ImageError, decode
+from server.preprocess import preprocess
+
+__all__ = ["Classifier", "ImageError", "Prepared", "assemble", "prepare", "recognize"]
+
+# A candidate is read as a digit only when the model is at least this sure (calibrated on photos-dev).
+MIN_CONFIDENCE = 0.5
+
+
+@dataclass
+class Prepared:
+    crops: np.ndarray  # (n, 28, 28, 1) float32 in [0, 1], white ink on black, MNIST-normalised
+    boxes: list[tuple[int, int, int, int]]  # (x, y, w, h) in the oriented full-resolution image
+    width: int
+    height: int
+    reason: str | None  # why there are no candidates, else None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def prepare(data: bytes, max_pixels: int = 40_000_000) -> Prepared:
+    """Decode and preprocess one image; raises ImageError for unreadable or oversized input."""
+    start = time.perf_counter()
+    decoded = decode(data, max_pixels)
+    decoded_at = time.perf_counter()
+    candidates, crops, reason = preprocess(decoded.gray)
+    done = time.perf_counter()
+    sx = decoded.width / decoded.gray.shape[1]
+    sy = decoded.height / decoded.gray.shape[0]
+    boxes = [_scale_box(c.box, sx, sy) for c in candidates]
+    timings = {"decode_ms": (decoded_at - start) * 1000, "preprocess_ms": (done - decoded_at) * 1000}
+    return Prepared(crops, boxes, decoded.width, decoded.height, reason, timings)
+
+
+def _scale_box(box: tuple[int, int, int, int], sx: float, sy: float) -> tuple[int, int, int, int]:
+    x, y, w, h = box
+    return round(x * sx), round(y * sy), max(1, round(w * sx)), max(1, round(h * sy))
+
+
+def assemble(prepared: Prepared, probs: np.ndarray) -> dict:
+    """Keep the confident digit candidates, left to right, and read them as one number."""
+    digits = []
+    for box, p in sorted(zip(prepared.boxes, probs, strict=True), key=lambda item: item[0][0]):
+        value = int(np.argmax(p))
+        if value == NOT_A_DIGIT or p[value] < MIN_CONFIDENCE:
+            continue
+        top3 = np.argsort(p[:NOT_A_DIGIT])[::-1][:3]
+        digits.append(
+            {
+                "value": value,
+                "confidence": round(float(p[value]), 4),
+                "top3": [[int(d), round(float(p[d]), 4)] for d in top3],
+                "box": list(box),
+            }
+        )
+    number = "".join(str(d["value"]) for d in digits) or None
+    reason = None if number else prepared.reason or "no digit-like shapes"
+    return {"number": number, "reason": reason, "digits": digits, "width": prepared.width, "height": prepared.height}
+
+
+def recognize(datas: list[bytes], classifier: Classifier, max_pixels: int = 40_000_000) -> list[dict | ImageError]:
+    """Prepare each image, classify every crop in one batch, assemble each result (errors returned, not raised)."""
+    prepared: list[Prepared | ImageError] = []
+    for data in datas:
+        try:
+            prepared.append(prepare(data, max_pixels))
+        except ImageError as exc:
+            prepared.append(exc)
+    ready = [p for p in prepared if isinstance(p, Prepared)]
+    crops = [p.crops for p in ready]
+    probs = classifier.classify(np.concatenate(crops) if crops else np.zeros((0, 28, 28, 1), np.float32))
+    results: list[dict | ImageError] = []
+    offset = 0
+    for p in prepared:
+        if isinstance(p, ImageError):
+            results.append(p)
+            continue
+        results.append(assemble(p, probs[offset : offset + len(p.crops)]))
+        offset += len(p.crops)
+    return results

@@ -1,0 +1,208 @@
+"""Grayscale image -> MNIST-style digit crops: find the ink, find the digits, normalise each one.
+
+Pure NumPy/OpenCV, no state: safe to call from many threads at once (OpenCV releases the GIL).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+MAX_CANDIDATES = 16
+MIN_CONTRAST = 0.10  # ink must be at least this much darker than the paper around it (fraction)
+MIN_PEAK_CONTRAST = 0.22  # ... and somewhere at least this dark, or it is grain, show-through or shadow
+MNIST_BOX = 20  # MNIST digits fit a 20x20 box inside the 28x28 image
+MNIST_STROKE = 2.5  # typical MNIST stroke width, in pixels of the 28x28 image
+
+
+@dataclass
+class Candidate:
+    box: tuple[int, int, int, int]  # (x, y, w, h) in working-image pixels
+    mask: np.ndarray  # uint8 0/1 ink of this digit only, cropped to box
+
+
+def ink_strength(gray: np.ndarray) -> np.ndarray:
+    """How much darker than the local paper each pixel is, 0..1, for dark ink on light paper or the reverse."""
+    if np.median(gray[::4, ::4]) < 110:  # mostly dark picture: light strokes on a dark screen or paper
+        gray = 255 - gray
+    background = _paper(gray)
+    return 1.0 - np.minimum(gray.astype(np.float32) + 1.0, background) / background
+
+
+def _paper(gray: np.ndarray) -> np.ndarray:
+    """Estimate the paper brightness everywhere (illumination, shadows, vignetting) without the ink.
+
+    Closing on a small copy erases strokes thinner than about 1/8 of the picture; blurring smooths the rest.
+    """
+    height, width = gray.shape
+    scale = 128 / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (17, 17))
+    small = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REPLICATE)
+    small = cv2.blur(small, (9, 9))
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR).astype(np.float32) + 1.0
+
+
+def binarize(strength: np.ndarray) -> np.ndarray:
+    """Ink mask (uint8 0/1) with hysteresis: faint parts are kept when they touch clearly dark parts."""
+    peak = float(cv2.blur(strength, (3, 3)).max())
+    if peak < MIN_PEAK_CONTRAST:
+        return np.zeros(strength.shape, np.uint8)
+    high = min(max(0.45 * peak, MIN_CONTRAST), 0.40)
+    low = (strength >= 0.6 * high).astype(np.uint8)
+    count, labels = cv2.connectedComponents(low, connectivity=8)
+    keep = np.zeros(count, bool)
+    keep[labels[strength >= high]] = True
+    keep[0] = False
+    return keep[labels].astype(np.uint8)
+
+
+def remove_ruled_lines(mask: np.ndarray) -> np.ndarray:
+    """Erase long thin horizontal lines that run across (nearly) the whole picture, like ruled paper."""
+    height, width = mask.shape
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (max(15, width // 3), 1))
+    lines = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+    if not lines.any():
+        return mask
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
+    ruled = (stats[:, cv2.CC_STAT_WIDTH] >= 0.85 * width) & (stats[:, cv2.CC_STAT_HEIGHT] <= max(3, 0.03 * height))
+    ruled[0] = False
+    if not ruled.any():
+        return mask
+    # Grow the line by a pixel so its anti-aliased edges go too.
+    line_mask = cv2.dilate(ruled[labels].astype(np.uint8), np.ones((3, 1), np.uint8))
+    return mask & (1 - line_mask)
+
+
+def find_digits(mask: np.ndarray) -> list[Candidate]:
+    """Connected components -> filtered, grouped digit candidates, left to right."""
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    ids = [i for i in range(1, count) if _is_ink(i, labels, stats)]
+    if not ids:
+        return []
+    largest = max(stats[i, cv2.CC_STAT_AREA] for i in ids)
+    ids = [i for i in ids if stats[i, cv2.CC_STAT_AREA] >= 0.02 * largest]  # specks
+    groups = _group(ids, stats)
+    boxes = [_union(stats, group) for group in groups]
+    tallest = max(h for _, _, _, h in boxes)
+    min_height = max(8.0, 0.03 * min(mask.shape), 0.35 * tallest)
+    chosen = [(box, group) for box, group in zip(boxes, groups, strict=True) if _digit_like(box, min_height)]
+    chosen.sort(key=lambda item: item[0][2] * item[0][3], reverse=True)
+    chosen = sorted(chosen[:MAX_CANDIDATES], key=lambda item: item[0][0])
+    return [Candidate(box, _crop(labels, box, group)) for box, group in chosen]
+
+
+def _is_ink(i: int, labels: np.ndarray, stats: np.ndarray) -> bool:
+    """Reject specks and the dark borders of photos (table, shadow, paper edge) that run along the frame."""
+    x, y, w, h, area = stats[i]
+    if area < 6:
+        return False
+    height, width = labels.shape
+    if x > 0 and y > 0 and x + w < width and y + h < height:
+        return True
+    on_border = (
+        np.count_nonzero(labels[0, x : x + w] == i)
+        + np.count_nonzero(labels[-1, x : x + w] == i)
+        + np.count_nonzero(labels[y : y + h, 0] == i)
+        + np.count_nonzero(labels[y : y + h, -1] == i)
+    )
+    return on_border <= 0.3 * max(w, h)
+
+
+def _group(ids: list[int], stats: np.ndarray) -> list[list[int]]:
+    """Merge the strokes of one digit: components that overlap horizontally and are vertically close."""
+    groups = [[i] for i in sorted(ids, key=lambda i: stats[i, cv2.CC_STAT_LEFT])]
+    merged = True
+    while merged:
+        merged = False
+        for a in range(len(groups)):
+            for b in range(a + 1, len(groups)):
+                if _belong_together(_union(stats, groups[a]), _union(stats, groups[b])):
+                    groups[a] += groups.pop(b)
+                    merged = True
+                    break
+            if merged:
+                break
+    return groups
+
+
+def _belong_together(one: tuple[int, int, int, int], other: tuple[int, int, int, int]) -> bool:
+    x1, y1, w1, h1 = one
+    x2, y2, w2, h2 = other
+    overlap_x = min(x1 + w1, x2 + w2) - max(x1, x2)
+    gap_y = max(y1, y2) - min(y1 + h1, y2 + h2)
+    return overlap_x >= 0.5 * min(w1, w2) and gap_y <= 0.3 * max(h1, h2)
+
+
+def _union(stats: np.ndarray, group: list[int]) -> tuple[int, int, int, int]:
+    x0 = min(int(stats[i, cv2.CC_STAT_LEFT]) for i in group)
+    y0 = min(int(stats[i, cv2.CC_STAT_TOP]) for i in group)
+    x1 = max(int(stats[i, cv2.CC_STAT_LEFT] + stats[i, cv2.CC_STAT_WIDTH]) for i in group)
+    y1 = max(int(stats[i, cv2.CC_STAT_TOP] + stats[i, cv2.CC_STAT_HEIGHT]) for i in group)
+    return x0, y0, x1 - x0, y1 - y0
+
+
+def _digit_like(box: tuple[int, int, int, int], min_height: float) -> bool:
+    _, _, w, h = box
+    return h >= min_height and w <= 2.0 * h
+
+
+def _crop(labels: np.ndarray, box: tuple[int, int, int, int], group: list[int]) -> np.ndarray:
+    x, y, w, h = box
+    return np.isin(labels[y : y + h, x : x + w], group).astype(np.uint8)
+
+
+def normalize(mask: np.ndarray) -> np.ndarray:
+    """One digit's ink mask -> 28x28 float32, MNIST style: 20x20 box, stroke ~2.5 px, centre of mass centred."""
+    h, w = mask.shape
+    scale = MNIST_BOX / max(h, w)
+    mask = _fit_stroke(mask, scale)
+    h, w = mask.shape
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    digit = cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    peak = digit.max()
+    if peak > 0:
+        digit /= peak
+    canvas = np.zeros((28, 28), np.float32)
+    top, left = (28 - size[1]) // 2, (28 - size[0]) // 2
+    canvas[top : top + size[1], left : left + size[0]] = digit
+    return _centre_mass(canvas)
+
+
+def _fit_stroke(mask: np.ndarray, scale: float) -> np.ndarray:
+    """Thicken thin strokes (a ballpoint line in a big digit would vanish when shrunk to 20 px)."""
+    area = int(mask.sum())
+    edge = area - int(cv2.erode(mask, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0).sum())
+    stroke = 2.0 * area / max(edge, 1)
+    grow = round((MNIST_STROKE / scale - stroke) / 2)
+    if grow < 1:
+        return mask
+    mask = cv2.copyMakeBorder(mask, grow, grow, grow, grow, cv2.BORDER_CONSTANT, value=0)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+    return cv2.dilate(mask, kernel)
+
+
+def _centre_mass(image: np.ndarray) -> np.ndarray:
+    moments = cv2.moments(image)
+    if moments["m00"] <= 0:
+        return image
+    dx = 14.0 - moments["m10"] / moments["m00"]
+    dy = 14.0 - moments["m01"] / moments["m00"]
+    shift = np.float32([[1, 0, dx], [0, 1, dy]])
+    return cv2.warpAffine(image, shift, (28, 28), flags=cv2.INTER_LINEAR, borderValue=0)
+
+
+def preprocess(gray: np.ndarray) -> tuple[list[Candidate], np.ndarray, str | None]:
+    """Grayscale working image -> (candidates, crops (n,28,28,1) float32, reason when there are none)."""
+    strength = ink_strength(gray)
+    mask = remove_ruled_lines(binarize(strength))
+    if not mask.any():
+        return [], np.zeros((0, 28, 28, 1), np.float32), "no ink found"
+    candidates = find_digits(mask)
+    if not candidates:
+        return [], np.zeros((0, 28, 28, 1), np.float32), "no digit-like shapes"
+    crops = np.stack([normalize(c.mask) for c in candidates])[..., None]
+    return candidates, crops, None

@@ -1,0 +1,64 @@
+"""Read digits from image files: `python -m server.recognize [--json] PATH...`.
+
+Prints one line per image, `PATH<TAB>NUMBER` (`-` when there is no digit), or with --json the full result as
+one JSON object per line (with "path"). Unreadable files print `PATH<TAB>-` (or a JSON object with "error"),
+their error on stderr, and make the exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from server.config import Config
+from server.engine import Classifier, ImageError, recognize
+
+CHUNK = 32  # images read and classified together
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m server.recognize", description=__doc__.splitlines()[0])
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="image files (JPEG, PNG, WebP, BMP, GIF)")
+    parser.add_argument("--json", action="store_true", help="print the full result as JSON, one object per line")
+    parser.add_argument("--model", default=os.environ.get("DIGITS_MODEL_PATH", Config.model_path), help="Keras model")
+    parser.add_argument("--max-pixels", type=int, default=Config.max_pixels, help="largest image, in pixels")
+    args = parser.parse_args(argv)
+
+    classifier = Classifier(args.model)
+    failed = False
+    for start in range(0, len(args.paths), CHUNK):
+        paths = args.paths[start : start + CHUNK]
+        for path, result in zip(paths, _recognize_files(paths, classifier, args.max_pixels), strict=True):
+            if isinstance(result, ImageError):
+                failed = True
+                print(f"{path}: {result.message}", file=sys.stderr)
+            print(_line(path, result, args.json), flush=True)
+    return 1 if failed else 0
+
+
+def _recognize_files(paths: list[str], classifier: Classifier, max_pixels: int) -> list[dict | ImageError]:
+    """Like `recognize`, but a file that cannot be opened becomes an ImageError too."""
+    datas: list[bytes | ImageError] = []
+    for path in paths:
+        try:
+            with open(path, "rb") as f:
+                datas.append(f.read())
+        except OSError as exc:
+            datas.append(ImageError("bad_image", f"cannot read the file: {exc.strerror or exc}"))
+    readable = iter(recognize([d for d in datas if isinstance(d, bytes)], classifier, max_pixels))
+    return [d if isinstance(d, ImageError) else next(readable) for d in datas]
+
+
+def _line(path: str, result: dict | ImageError, as_json: bool) -> str:
+    if not as_json:
+        number = None if isinstance(result, ImageError) else result["number"]
+        return f"{path}\t{number or '-'}"
+    if isinstance(result, ImageError):
+        return json.dumps({"path": path, "error": result.message, "code": result.code})
+    return json.dumps({"path": path, **result})
+
+
+if __name__ == "__main__":
+    sys.exit(main())
