@@ -1,0 +1,258 @@
+// Wires the page together: connection state, camera, photos, the reading and the slideshow.
+
+import { clearBoxes, drawBoxes } from "./draw.js";
+import { cameraSupport, LiveCamera } from "./live.js";
+import { PhotoSender } from "./photo.js";
+import { Connection } from "./protocol.js";
+import { ReadingPanel, Steady } from "./reading.js";
+import { Slideshow } from "./slideshow.js";
+
+const IDLE_HINT = "Start the camera or take a photo.";
+const TOAST_MS = 6000;
+
+const $ = (selector) => document.querySelector(selector);
+
+const connection = new Connection();
+const reading = new ReadingPanel($(".reading"));
+const live = new LiveCamera($("[data-role=video]"), connection);
+const photos = new PhotoSender(connection);
+const slideshow = new Slideshow($(".slideshow"), connection);
+const steady = new Steady();
+const sentImages = new Map(); // frame id -> Blob, until the server answers for it
+
+const ui = {
+  statusPill: $("[data-role=status-pill]"),
+  status: $("[data-testid=status]"),
+  banner: $("[data-role=banner]"),
+  bannerText: $("[data-role=banner-text]"),
+  cameraToggle: $("[data-role=camera-toggle]"),
+  cameraFrame: $("[data-role=camera-frame]"),
+  cameraPlaceholder: $("[data-role=camera-placeholder]"),
+  cameraProblem: $("[data-testid=camera-problem]"),
+  cameraProblemText: $("[data-role=camera-problem-text]"),
+  liveOverlay: $("[data-testid=live-overlay]"),
+  stats: $("[data-testid=stats]"),
+  photoFrame: $("[data-role=photo-frame]"),
+  photoPlaceholder: $("[data-role=photo-placeholder]"),
+  photoImage: $("[data-role=photo-image]"),
+  photoOverlay: $("[data-testid=photo-overlay]"),
+  photoStatus: $("[data-testid=photo-status]"),
+  photoProblem: $("[data-testid=photo-problem]"),
+  toast: $("[data-role=toast]"),
+};
+
+// ---- connection ---------------------------------------------------------------------------------
+
+let everConnected = false;
+
+connection.addEventListener("state", ({ detail }) => {
+  ui.status.textContent = detail.state;
+  ui.statusPill.dataset.state = detail.state;
+  const lost = detail.state === "reconnecting" || detail.state === "offline";
+  ui.banner.hidden = !lost;
+  if (lost) ui.bannerText.textContent = bannerText(detail);
+});
+
+function bannerText({ state, retryInMs, reason }) {
+  if (state === "offline") return `${reason} Photos and the camera wait until the server is back.`;
+  const when = retryInMs > 0 ? `in ${Math.ceil(retryInMs / 1000)} s` : "now";
+  return `${reason} Reconnecting ${when}…`;
+}
+
+connection.addEventListener("hello", ({ detail }) => {
+  if (everConnected && !detail.resumed) toast("Reconnected. The server started a new session, so the slideshow starts afresh.");
+  else if (everConnected) toast("Reconnected.");
+  everConnected = true;
+  connection.control({ type: "history" });
+});
+
+connection.addEventListener("result", ({ detail: result }) => {
+  const blob = sentImages.get(result.frame);
+  sentImages.delete(result.frame);
+  slideshow.add(result, blob);
+  if (result.kind === "live") liveResult(result);
+  else if (photos.answered(result.frame)) photoResult(result);
+});
+
+connection.addEventListener("skipped", ({ detail }) => {
+  for (const frame of detail.frames) {
+    sentImages.delete(frame);
+    live.answered(frame, false);
+  }
+});
+
+connection.addEventListener("error", ({ detail: error }) => {
+  sentImages.delete(error.frame);
+  if (error.code === "rate_limited") {
+    live.rateLimited(error.frame);
+    return;
+  }
+  if (photos.answered(error.frame)) {
+    showProblem(ui.photoProblem, error.message);
+    ui.photoStatus.textContent = "";
+    return;
+  }
+  live.answered(error.frame, false);
+  toast(error.message);
+});
+
+// ---- live camera --------------------------------------------------------------------------------
+
+live.addEventListener("sent", ({ detail }) => rememberSent(detail));
+photos.addEventListener("sent", ({ detail }) => rememberSent(detail));
+
+function rememberSent({ frameId, blob }) {
+  sentImages.set(frameId, blob);
+  // Answers for frames lost with a dropped socket never come: keep only the recent ones.
+  if (sentImages.size > 16) sentImages.delete(sentImages.keys().next().value);
+}
+
+function liveResult(result) {
+  live.answered(result.frame, true);
+  if (!live.running) return;
+  drawBoxes(ui.liveOverlay, result);
+  // Only a number seen in most of the last few frames reaches the reading: no flicker.
+  if (steady.push(result.number) !== undefined) reading.show(result, "from the camera", IDLE_HINT);
+}
+
+ui.cameraToggle.addEventListener("click", () => (live.running ? stopCamera() : startCamera()));
+$("[data-role=use-photo]").addEventListener("click", () => selectTab($("#tab-photo")));
+
+async function startCamera() {
+  ui.cameraToggle.disabled = true;
+  ui.cameraProblem.hidden = true;
+  try {
+    await live.start();
+    steady.reset();
+    ui.cameraFrame.hidden = false;
+    ui.cameraPlaceholder.hidden = true;
+    setCameraButton(true);
+  } catch (error) {
+    live.stop();
+    ui.cameraProblemText.textContent = error.message;
+    ui.cameraProblem.dataset.code = error.code ?? "failed";
+    ui.cameraProblem.hidden = false;
+  } finally {
+    ui.cameraToggle.disabled = false;
+  }
+}
+
+function stopCamera() {
+  live.stop();
+  clearBoxes(ui.liveOverlay);
+  ui.cameraFrame.hidden = true;
+  ui.cameraPlaceholder.hidden = false;
+  ui.stats.textContent = "";
+  setCameraButton(false);
+}
+
+function setCameraButton(on) {
+  ui.cameraToggle.textContent = on ? "Stop camera" : "Start camera";
+  ui.cameraToggle.setAttribute("aria-pressed", String(on));
+}
+
+setInterval(() => {
+  if (!live.running) return;
+  const latency = live.latencyMs === null ? "–" : `${Math.round(live.latencyMs)} ms`;
+  ui.stats.textContent = `${live.fps.toFixed(1)} fps · ${latency} round trip`;
+}, 500);
+
+// ---- photos -------------------------------------------------------------------------------------
+
+for (const input of document.querySelectorAll("input[type=file]")) {
+  input.addEventListener("change", () => {
+    const [file] = input.files;
+    input.value = ""; // choosing the same file again must fire "change" again
+    if (file) submitPhoto(file);
+  });
+}
+
+async function submitPhoto(file) {
+  ui.photoProblem.hidden = true;
+  ui.photoStatus.textContent = "Reading…";
+  ui.photoFrame.dataset.state = "reading";
+  try {
+    const blob = await photos.submit(file);
+    showPhoto(blob);
+    if (!connection.open) ui.photoStatus.textContent = "Waiting for the server…";
+  } catch {
+    ui.photoStatus.textContent = "";
+    showProblem(ui.photoProblem, "This browser could not open that picture. Try a JPEG or PNG.");
+  }
+}
+
+function showPhoto(blob) {
+  if (ui.photoImage.src) URL.revokeObjectURL(ui.photoImage.src);
+  ui.photoImage.src = URL.createObjectURL(blob);
+  clearBoxes(ui.photoOverlay);
+  ui.photoFrame.hidden = false;
+  ui.photoPlaceholder.hidden = true;
+}
+
+function photoResult(result) {
+  drawBoxes(ui.photoOverlay, result);
+  ui.photoFrame.dataset.state = "done";
+  const size = `${result.width}×${result.height}`;
+  ui.photoStatus.textContent = `${size} px · read in ${Math.round(result.timings?.total_ms ?? 0)} ms on the server`;
+  reading.show(result, "from the photo", IDLE_HINT);
+}
+
+// ---- tabs, keyboard, messages -------------------------------------------------------------------
+
+const tabs = [...document.querySelectorAll("[role=tab]")];
+
+function selectTab(tab) {
+  for (const other of tabs) {
+    const selected = other === tab;
+    other.setAttribute("aria-selected", String(selected));
+    other.tabIndex = selected ? 0 : -1;
+    document.getElementById(other.getAttribute("aria-controls")).hidden = !selected;
+  }
+  // The camera only runs while its tab is shown: no hidden uploads, no drained phone battery.
+  if (tab.id !== "tab-camera" && live.running) stopCamera();
+}
+
+for (const tab of tabs) {
+  tab.addEventListener("click", () => selectTab(tab));
+  tab.addEventListener("keydown", (event) => {
+    const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+    if (!step) return;
+    event.preventDefault();
+    event.stopPropagation();
+    const next = tabs[(tabs.indexOf(tab) + step + tabs.length) % tabs.length];
+    selectTab(next);
+    next.focus();
+  });
+}
+
+document.addEventListener("keydown", (event) => slideshow.handleKey(event));
+$("[data-role=retry]").addEventListener("click", () => connection.connectNow());
+
+function showProblem(element, message) {
+  element.textContent = message;
+  element.hidden = false;
+}
+
+let toastTimer = 0;
+
+function toast(message) {
+  ui.toast.textContent = message;
+  ui.toast.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => {
+    ui.toast.hidden = true;
+  }, TOAST_MS);
+}
+
+// ---- start --------------------------------------------------------------------------------------
+
+const unsupported = cameraSupport();
+if (unsupported) {
+  ui.cameraProblemText.textContent = unsupported.message;
+  ui.cameraProblem.dataset.code = unsupported.code;
+  ui.cameraProblem.hidden = false;
+  ui.cameraToggle.disabled = true;
+  ui.photoStatus.textContent = unsupported.message;
+  selectTab($("#tab-photo"));
+}
+connection.start();

@@ -1,0 +1,185 @@
+// The page's side of docs/protocol.md (version 1): message framing, the session token and reconnection.
+// Nothing else in the page knows the wire format.
+
+export const PROTOCOL = 1;
+export const KIND = { live: 1, photo: 2, slide: 3 };
+const HEADER_BYTES = 5;
+const TOKEN_KEY = "digits.session";
+const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
+// A phone that loses its network may never see the socket close: ping, and give up on silence.
+const PING_EVERY_MS = 15000;
+const SILENCE_MS = 40000;
+// Close codes after which retrying at once is pointless (docs/protocol.md, "Close codes").
+const CLOSE_REASONS = {
+  1008: "The server refused this page's origin.",
+  1009: "The last image was too large for the server.",
+  1013: "The server is busy.",
+  1001: "The server is restarting.",
+};
+
+/** A binary image message: kind, frame id (uint32 big-endian), then the file bytes. */
+export function encodeImage(kind, frameId, bytes) {
+  const out = new Uint8Array(HEADER_BYTES + bytes.byteLength);
+  out[0] = kind;
+  new DataView(out.buffer).setUint32(1, frameId);
+  out.set(new Uint8Array(bytes), HEADER_BYTES);
+  return out.buffer;
+}
+
+/** A slide image from the server: {seq, bytes}, or null when the message is something else. */
+export function decodeSlideImage(buffer) {
+  if (buffer.byteLength < HEADER_BYTES) return null;
+  const view = new DataView(buffer);
+  if (view.getUint8(0) !== KIND.slide) return null;
+  return { seq: view.getUint32(1), bytes: buffer.slice(HEADER_BYTES) };
+}
+
+export function socketUrl(token) {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const query = token ? `?session=${encodeURIComponent(token)}` : "";
+  return `${scheme}://${location.host}/ws${query}`;
+}
+
+/**
+ * One WebSocket that keeps itself connected and resumes its session.
+ *
+ * Events (CustomEvent, payload in `detail`):
+ *   "state"  {state: "connecting"|"connected"|"reconnecting"|"offline", retryInMs, reason}
+ *   one event per server message type ("hello", "result", "skipped", "error", "history",
+ *   "history_dropped", "replay_end", "pong"), detail = the parsed message;
+ *   "slide"  {slide, blob}: a slide message joined with the image that follows it.
+ */
+export class Connection extends EventTarget {
+  constructor() {
+    super();
+    this.state = "offline";
+    this.limits = null;
+    this.socket = null;
+    this.attempt = 0;
+    this.retryTimer = 0;
+    this.pingTimer = 0;
+    this.lastHeard = 0;
+    this.nextFrameId = 1;
+    this.pendingSlide = null;
+    this.gaveUp = false;
+    window.addEventListener("online", () => this.connectNow());
+    window.addEventListener("offline", () => this.setState("offline", 0, "This device is offline."));
+  }
+
+  get open() {
+    return this.state === "connected";
+  }
+
+  start() {
+    this.connect();
+  }
+
+  /** Retry at once (the user pressed "Retry now", or the device came back online). */
+  connectNow() {
+    clearTimeout(this.retryTimer);
+    this.gaveUp = false;
+    this.attempt = 0;
+    if (!this.socket) this.connect();
+  }
+
+  /** Send an image; answers the frame id it carries, or null when not connected. */
+  sendImage(kind, bytes) {
+    if (!this.open) return null;
+    const frameId = this.nextFrameId;
+    this.nextFrameId = (this.nextFrameId + 1) % 2 ** 32;
+    this.socket.send(encodeImage(kind, frameId, bytes));
+    return frameId;
+  }
+
+  /** Send a control message (replay, replay_stop, history, ping); false when not connected. */
+  control(message) {
+    if (!this.open) return false;
+    this.socket.send(JSON.stringify(message));
+    return true;
+  }
+
+  connect() {
+    this.setState(this.attempt === 0 && !this.lastHeard ? "connecting" : "reconnecting", 0, "");
+    const socket = new WebSocket(socketUrl(sessionStorage.getItem(TOKEN_KEY)));
+    socket.binaryType = "arraybuffer";
+    socket.addEventListener("message", (event) => this.receive(event.data));
+    socket.addEventListener("close", (event) => this.closed(socket, event.code));
+    this.socket = socket;
+  }
+
+  receive(data) {
+    this.lastHeard = performance.now();
+    if (typeof data !== "string") {
+      this.receiveBinary(data);
+      return;
+    }
+    let message;
+    try {
+      message = JSON.parse(data);
+    } catch {
+      return;
+    }
+    if (message.type === "hello") this.greeted(message);
+    if (message.type === "slide") {
+      this.pendingSlide = message;
+      return;
+    }
+    this.emit(message.type, message);
+  }
+
+  receiveBinary(buffer) {
+    const image = decodeSlideImage(buffer);
+    const slide = this.pendingSlide;
+    if (!image || !slide || slide.seq !== image.seq) return;
+    this.pendingSlide = null;
+    this.emit("slide", { slide, blob: new Blob([image.bytes]) });
+  }
+
+  greeted(hello) {
+    sessionStorage.setItem(TOKEN_KEY, hello.session);
+    this.limits = hello.limits;
+    this.attempt = 0;
+    clearInterval(this.pingTimer);
+    this.pingTimer = setInterval(() => this.keepAlive(), PING_EVERY_MS);
+    this.setState("connected", 0, "");
+  }
+
+  keepAlive() {
+    if (performance.now() - this.lastHeard > SILENCE_MS) {
+      this.socket?.close();
+      this.closed(this.socket, 1006);
+      return;
+    }
+    this.control({ type: "ping" });
+  }
+
+  closed(socket, code) {
+    if (socket !== this.socket) return; // an old socket we already gave up on
+    this.socket = null;
+    this.pendingSlide = null;
+    clearInterval(this.pingTimer);
+    const reason = CLOSE_REASONS[code] ?? "Connection lost.";
+    if (code === 1008) {
+      this.gaveUp = true;
+      this.setState("offline", 0, reason);
+      return;
+    }
+    if (!navigator.onLine) {
+      this.setState("offline", 0, "This device is offline.");
+      return;
+    }
+    const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)] * (0.8 + 0.4 * Math.random());
+    this.attempt += 1;
+    this.setState("reconnecting", delay, reason);
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  setState(state, retryInMs, reason) {
+    this.state = state;
+    this.emit("state", { state, retryInMs, reason });
+  }
+
+  emit(type, detail) {
+    this.dispatchEvent(new CustomEvent(type, { detail }));
+  }
+}

@@ -1,0 +1,217 @@
+// The slideshow: this session's frames and photos, replayed from the server's history.
+//
+// The strip of thumbnails grows as results arrive, from the images this page sent; entries the page
+// never saw (a resumed session after a reload) show their reading until the server sends their image.
+
+import { drawBoxes } from "./draw.js";
+
+const SWIPE_PX = 40;
+
+export class Slideshow {
+  constructor(root, connection) {
+    this.root = root;
+    this.connection = connection;
+    this.figure = root.querySelector("[data-testid=slide]");
+    this.image = root.querySelector("[data-role=slide-image]");
+    this.overlay = root.querySelector("[data-role=slide-overlay]");
+    this.caption = root.querySelector("[data-role=slide-caption]");
+    this.strip = root.querySelector("[data-role=strip]");
+    this.empty = root.querySelector("[data-role=strip-empty]");
+    this.playButton = root.querySelector("[data-action=play]");
+    this.speed = root.querySelector("[data-role=speed]");
+    this.entries = new Map(); // seq -> {seq, kind, number, url, thumb}
+    this.current = null;
+    this.playing = false;
+    this.restart = false; // replay again (new speed) once the stopped one ends
+
+    root.querySelector("[data-action=prev]").addEventListener("click", () => this.step(-1));
+    root.querySelector("[data-action=next]").addEventListener("click", () => this.step(1));
+    this.playButton.addEventListener("click", () => this.toggle());
+    this.speed.addEventListener("change", () => this.speedChanged());
+    this.strip.addEventListener("click", (event) => {
+      const thumb = event.target.closest("[data-seq]");
+      if (thumb) this.go(Number(thumb.dataset.seq));
+    });
+    this.listenForSwipes(root.querySelector("[data-role=stage]"));
+
+    connection.addEventListener("slide", (e) => this.showSlide(e.detail.slide, e.detail.blob));
+    connection.addEventListener("replay_end", () => this.replayEnded());
+    connection.addEventListener("history", (e) => this.sync(e.detail.frames));
+    connection.addEventListener("history_dropped", (e) => e.detail.seqs.forEach((seq) => this.forget(seq)));
+    connection.addEventListener("state", (e) => {
+      if (e.detail.state !== "connected") this.setPlaying(false);
+    });
+  }
+
+  /** A result arrived for an image this page sent: add it to the strip. */
+  add(result, blob) {
+    this.remember({ seq: result.seq, kind: result.kind, number: result.number }, blob);
+    this.refreshControls();
+  }
+
+  /** The server's list of what it holds (after connecting or resuming): the strip follows it. */
+  sync(frames) {
+    const kept = new Set(frames.map((f) => f.seq));
+    for (const seq of [...this.entries.keys()]) if (!kept.has(seq)) this.forget(seq);
+    for (const frame of frames) if (!this.entries.has(frame.seq)) this.remember(frame, null);
+    this.reorder();
+    this.refreshControls();
+  }
+
+  remember(frame, blob) {
+    const url = blob ? URL.createObjectURL(blob) : null;
+    const entry = { seq: frame.seq, kind: frame.kind, number: frame.number ?? "", url, thumb: thumbnail(frame, url) };
+    this.entries.set(frame.seq, entry);
+    this.strip.append(entry.thumb);
+    this.empty.hidden = true;
+    return entry;
+  }
+
+  forget(seq) {
+    const entry = this.entries.get(seq);
+    if (!entry) return;
+    if (entry.url) URL.revokeObjectURL(entry.url);
+    entry.thumb.remove();
+    this.entries.delete(seq);
+    this.empty.hidden = this.entries.size > 0;
+  }
+
+  reorder() {
+    const sorted = [...this.entries.values()].sort((a, b) => a.seq - b.seq);
+    this.entries = new Map(sorted.map((e) => [e.seq, e]));
+    this.strip.replaceChildren(...sorted.map((e) => e.thumb));
+  }
+
+  showSlide(slide, blob) {
+    const entry = this.entries.get(slide.seq) ?? this.remember({ ...slide, number: slide.result.number }, blob);
+    if (!entry.url) {
+      entry.url = URL.createObjectURL(blob);
+      setThumbImage(entry.thumb, entry.url);
+    }
+    this.current = slide.seq;
+    this.image.src = entry.url;
+    this.image.alt = slide.result.number ? `Slide showing ${slide.result.number}` : "Slide with no digits";
+    drawBoxes(this.overlay, slide.result);
+    const number = slide.result.number ?? "";
+    Object.assign(this.figure.dataset, { seq: String(slide.seq), number, kind: slide.kind });
+    this.figure.hidden = false;
+    const what = slide.kind === "photo" ? "Photo" : "Frame";
+    const reading = number ? `read ${number}` : slide.result.reason || "no digits";
+    this.caption.textContent = `${what} ${slide.index + 1} of ${slide.count} · ${reading}`;
+    for (const thumb of this.strip.children) thumb.setAttribute("aria-current", String(thumb === entry.thumb));
+    entry.thumb.scrollIntoView({ block: "nearest", inline: "nearest" });
+    this.refreshControls();
+  }
+
+  /** Ask for one slide (paused browsing). */
+  go(seq) {
+    if (this.playing) this.stopReplay();
+    this.connection.control({ type: "replay", mode: "step", seq });
+  }
+
+  step(direction) {
+    const seqs = [...this.entries.keys()];
+    if (!seqs.length) return;
+    const at = seqs.indexOf(this.current);
+    const next = at === -1 ? (direction > 0 ? 0 : seqs.length - 1) : at + direction;
+    if (next >= 0 && next < seqs.length) this.go(seqs[next]);
+  }
+
+  toggle() {
+    if (this.playing) this.stopReplay();
+    else this.play();
+  }
+
+  play() {
+    const seqs = [...this.entries.keys()];
+    if (!seqs.length) return;
+    // Go on after the current slide; from the start when at the end or nowhere yet.
+    const at = seqs.indexOf(this.current);
+    const from = at === -1 || at === seqs.length - 1 ? seqs[0] : seqs[at + 1];
+    const speed = Number(this.speed.value);
+    if (this.connection.control({ type: "replay", mode: "realtime", speed, from })) this.setPlaying(true);
+  }
+
+  stopReplay() {
+    this.connection.control({ type: "replay_stop" });
+    this.setPlaying(false);
+  }
+
+  speedChanged() {
+    if (!this.playing) return;
+    this.stopReplay();
+    this.restart = true;
+  }
+
+  replayEnded() {
+    this.setPlaying(false);
+    if (this.restart) {
+      this.restart = false;
+      this.play();
+    }
+  }
+
+  setPlaying(playing) {
+    this.playing = playing;
+    this.playButton.setAttribute("aria-pressed", String(playing));
+    this.playButton.querySelector("[data-role=label]").textContent = playing ? "Pause" : "Play";
+    this.playButton.setAttribute("aria-label", playing ? "Pause slideshow" : "Play slideshow");
+  }
+
+  refreshControls() {
+    const none = this.entries.size === 0;
+    for (const button of this.root.querySelectorAll("[data-action]")) button.disabled = none;
+  }
+
+  /** Keyboard: left/right browse, space plays or pauses (unless a control has the focus). */
+  handleKey(event) {
+    const target = event.target;
+    if (target.closest?.("input, select, textarea")) return;
+    if (event.key === "ArrowLeft") this.step(-1);
+    else if (event.key === "ArrowRight") this.step(1);
+    else if (event.key === " " && !target.closest?.("button, a, [role=tab]")) this.toggle();
+    else return;
+    event.preventDefault();
+  }
+
+  listenForSwipes(stage) {
+    let startX = null;
+    stage.addEventListener("pointerdown", (e) => {
+      startX = e.clientX;
+    });
+    stage.addEventListener("pointerup", (e) => {
+      if (startX === null) return;
+      const dx = e.clientX - startX;
+      startX = null;
+      if (Math.abs(dx) >= SWIPE_PX) this.step(dx < 0 ? 1 : -1);
+    });
+    stage.addEventListener("pointercancel", () => {
+      startX = null;
+    });
+  }
+}
+
+function thumbnail(frame, url) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "thumb";
+  button.dataset.seq = String(frame.seq);
+  button.dataset.kind = frame.kind;
+  const number = frame.number ?? "";
+  button.setAttribute("aria-label", `${frame.kind === "photo" ? "Photo" : "Frame"} ${frame.seq}: ${number || "no digits"}`);
+  const label = document.createElement("span");
+  label.className = "thumb-number";
+  label.textContent = number || "–";
+  button.append(label);
+  if (url) setThumbImage(button, url);
+  return button;
+}
+
+function setThumbImage(button, url) {
+  const img = document.createElement("img");
+  img.src = url;
+  img.alt = "";
+  img.decoding = "async";
+  img.loading = "lazy";
+  button.prepend(img);
+}
