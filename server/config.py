@@ -43,6 +43,10 @@ class Config:
     max_fps: float = _opt(30.0, "live frames per second per connection")
     max_connections: int = _opt(200, "WebSocket connections per worker")
     ping_interval_s: float = _opt(20.0, "WebSocket ping interval (0 turns pings off)")
+    max_queued_photos: int = _opt(8, "photos per connection waiting for a result; more are refused")
+    drain_timeout_s: float = _opt(10.0, "on SIGTERM, longest wait for in-flight frames before closing sockets")
+    # Testing
+    fault_marker: str = _opt("", "test hook: images containing these bytes make the model fail (empty = off)")
 
 
 def _env_name(name: str) -> str:

@@ -1,0 +1,87 @@
+"""`python -m server [flags]`: serve the app with Hypercorn; `--help` lists every setting.
+
+One worker runs in this process. With `--workers N` the listening sockets are opened here and shared
+with N spawned worker processes, each loading the model once; SIGTERM/SIGINT are passed on to them.
+Each worker drains on SIGTERM itself: no new sockets, in-flight frames answered, sockets closed with 1001.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import signal
+import sys
+from multiprocessing.connection import wait
+
+from hypercorn.asyncio.run import worker_serve
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.config import Sockets
+from hypercorn.utils import wrap_app
+
+from .app import create_app
+from .config import Config, load_config
+
+
+def hypercorn_config(config: Config) -> HypercornConfig:
+    hyper = HypercornConfig()
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    hyper.bind = [f"{host}:{config.port}"]
+    if config.certfile:
+        hyper.certfile, hyper.keyfile = config.certfile, config.keyfile or None
+    # Hypercorn closes an over-size message with 1009 without a word; leave room so we can say why first.
+    hyper.websocket_max_message_size = 2 * config.max_message_bytes
+    hyper.websocket_ping_interval = config.ping_interval_s or None
+    hyper.graceful_timeout = 5.0
+    hyper.errorlog = logging.getLogger("hypercorn.error")  # a Logger, not "-": one handler (ours), no doubled lines
+    return hyper
+
+
+def serve(config: Config, sockets: Sockets | None = None) -> None:
+    """Run one worker until SIGTERM/SIGINT."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    asyncio.run(_serve(config, sockets))
+
+
+async def _serve(config: Config, sockets: Sockets | None) -> None:
+    app = create_app(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    async def shutdown_trigger() -> None:
+        await stop.wait()
+        await app.extensions["digits"].drain()
+
+    await worker_serve(wrap_app(app, 0, "asgi"), hypercorn_config(config), sockets=sockets,
+                       shutdown_trigger=shutdown_trigger)
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = load_config(argv)
+    if config.workers <= 1:
+        serve(config)
+        return 0
+    sockets = hypercorn_config(config).create_sockets()
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=serve, args=(config, sockets), daemon=True) for _ in range(config.workers)]
+    for worker in workers:
+        worker.start()
+
+    def forward(sig: int, _frame: object) -> None:
+        for worker in workers:
+            if worker.is_alive():
+                worker.terminate()  # SIGTERM: the worker drains
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    wait([worker.sentinel for worker in workers])  # the first to exit, by signal or crash, ends the server
+    forward(signal.SIGTERM, None)
+    for worker in workers:
+        worker.join()
+    return max(abs(worker.exitcode or 0) for worker in workers)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

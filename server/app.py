@@ -1,0 +1,166 @@
+"""The Quart app: the page and its assets, the WebSocket at /ws, the HTTP API, health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from quart import Quart, Response, request, send_file, websocket
+from werkzeug.exceptions import HTTPException
+
+from . import engine, protocol
+from .batcher import Batcher, EngineFailure
+from .config import ROOT, Config
+from .connection import Connection
+from .limits import origin_allowed, parse_origins
+from .metrics import Metrics
+from .sessions import SessionStore
+
+WEB = (ROOT / "web").resolve()
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
+    "connect-src 'self' ws: wss:; style-src 'self'; script-src 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+log = logging.getLogger("digits.app")
+
+
+@dataclass
+class State:
+    """What the routes share within one worker process."""
+
+    config: Config
+    metrics: Metrics = field(default_factory=Metrics)
+    batcher: Batcher | None = None
+    sessions: SessionStore | None = None
+    connections: set[Connection] = field(default_factory=set)
+    closing: bool = False
+
+    async def drain(self) -> None:
+        """Stop taking connections, answer what is in flight, close every socket with 1001."""
+        self.closing = True
+        await asyncio.gather(*(c.drain() for c in list(self.connections)), return_exceptions=True)
+
+
+def create_app(config: Config) -> Quart:
+    app = Quart(__name__, static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = config.max_message_bytes
+    state = State(config)
+    app.extensions["digits"] = state
+    allowed_origins = parse_origins(config.allowed_origins)
+
+    @app.before_serving
+    async def load_model() -> None:
+        classifier = engine.Classifier(config.model_path)
+        classifier.classify(np.zeros((config.max_batch, 28, 28, 1), np.float32))  # warm the largest batch too
+        state.batcher = Batcher(classifier, state.metrics, max_batch=config.max_batch,
+                                batch_wait_ms=config.batch_wait_ms, threads=config.threads,
+                                max_pixels=config.max_pixels, fault_marker=config.fault_marker.encode())
+        state.batcher.start()
+        state.sessions = SessionStore(config.resume_grace_s, config.history_frames, config.history_bytes)
+
+    @app.after_serving
+    async def stop_batcher() -> None:
+        if state.batcher is not None:
+            await state.batcher.close()
+
+    @app.after_request
+    async def security_headers(response: Response) -> Response:
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    @app.errorhandler(HTTPException)
+    async def http_error(error: HTTPException) -> tuple[dict[str, str], int]:
+        return {"error": error.description or error.name}, error.code or 500
+
+    @app.errorhandler(Exception)
+    async def internal_error(error: Exception) -> tuple[dict[str, str], int]:
+        log.exception("request failed", exc_info=error)
+        return {"error": "internal server error"}, 500
+
+    @app.get("/")
+    async def index() -> Response:
+        return await static_file("index.html")
+
+    @app.get("/<path:path>")
+    async def static_file(path: str) -> Response:
+        target = _web_file(path)
+        if target is None:
+            return Response('{"error": "not found"}', 404, content_type="application/json")
+        return await send_file(target)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        return Response(state.metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.post("/api/recognize")
+    async def api_recognize() -> tuple[dict[str, object], int]:
+        received = time.monotonic()
+        if request.mimetype == "multipart/form-data":
+            upload = (await request.files).get("image")
+            data = upload.read() if upload is not None else b""
+        else:
+            data = await request.get_data(cache=False)
+        if not data:
+            return {"error": "send an image as the request body or as the multipart form field \"image\""}, 400
+        try:
+            outcome = await state.batcher.recognize(data, received)
+        except engine.ImageError as error:
+            return {"error": error.message}, 413 if error.code == "too_many_pixels" else 415
+        except EngineFailure as error:
+            return {"error": str(error)}, 500
+        state.metrics.answered.inc(kind="http")
+        timings = {**outcome.timings, "total_ms": round((time.monotonic() - received) * 1000, 2)}
+        return {**outcome.result, "timings": timings}, 200
+
+    @app.websocket("/ws")
+    async def ws() -> None:
+        await websocket.accept()
+        refusal = _refusal(state, websocket.headers.get("Origin"), websocket.headers.get("Host"), allowed_origins)
+        if refusal is not None:
+            await websocket.close(*refusal)
+            return
+        session, resumed = state.sessions.open(websocket.args.get("session"))
+        connection = Connection(websocket._get_current_object(), state, session)
+        state.connections.add(connection)
+        state.metrics.connections.inc()
+        try:
+            await connection.run(resumed)
+        finally:
+            state.connections.discard(connection)
+            state.metrics.connections.dec()
+            state.sessions.detach(session)
+
+    return app
+
+
+def _refusal(state: State, origin: str | None, host: str | None, allowed: frozenset[str]) -> tuple[int, str] | None:
+    """Why a new WebSocket must be closed at once (close code and reason), or None to serve it."""
+    if not origin_allowed(origin, host, allowed):
+        return protocol.CLOSE_POLICY, f"origin {origin} is not allowed"
+    if state.closing:
+        return protocol.CLOSE_GOING_AWAY, "server shutting down"
+    if len(state.connections) >= state.config.max_connections:
+        return protocol.CLOSE_TRY_LATER, "too many connections, try again later"
+    return None
+
+
+def _web_file(path: str) -> Path | None:
+    """The file under web/ that `path` names, or None: nothing outside web/ is served, symlinks included."""
+    if "\0" in path:
+        return None
+    target = (WEB / path).resolve()
+    if not target.is_relative_to(WEB) or not target.is_file():
+        return None
+    return target

@@ -1,0 +1,244 @@
+"""One WebSocket connection: a reader that never waits for the engine, a writer, and recognition tasks.
+
+Quart queues every incoming message without bound, so the reader takes each message at once and decides
+on the spot: live frames keep only the newest pending one (older ones are reported `skipped`), photos
+queue up to `max_queued_photos`, control messages are answered. Everything outgoing goes through one
+outbox drained by the writer task, so the order of messages is the order they were produced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from quart import Websocket
+
+from . import protocol
+from .batcher import EngineFailure
+from .engine import ImageError
+from .limits import RateLimiter
+from .protocol import ImageMessage, ProtocolError
+from .sessions import Session
+
+if TYPE_CHECKING:
+    from .app import State
+
+log = logging.getLogger("digits.connection")
+
+# A client that lets this many messages pile up is not reading them; it is closed instead of buffered.
+_OUTBOX_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class _Close:
+    code: int
+    reason: str
+
+
+class Connection:
+    def __init__(self, ws: Websocket, state: State, session: Session) -> None:
+        self.ws = ws
+        self.state = state
+        self.config = state.config
+        self.session = session
+        self.rate = RateLimiter(self.config.max_fps)
+        self.closing = False  # no new work is taken once the socket is about to close
+        self._outbox: asyncio.Queue[str | bytes | _Close] = asyncio.Queue()
+        self._close_requested = False
+        self._live: asyncio.Task[None] | None = None
+        self._live_next: tuple[ImageMessage, float] | None = None
+        self._photos: set[asyncio.Task[None]] = set()
+        self._replay: asyncio.Task[None] | None = None
+
+    async def run(self, resumed: bool) -> None:
+        """Serve the socket until it closes (either side); Quart cancels us when the client goes."""
+        limits = {name: getattr(self.config, name)
+                  for name in ("max_message_bytes", "max_pixels", "max_fps", "history_frames", "history_bytes")}
+        self.send(protocol.hello(self.session.token, resumed, len(self.session.history) if resumed else 0, limits))
+        reader = asyncio.create_task(self._read())
+        writer = asyncio.create_task(self._write())
+        try:
+            await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (reader, writer, self._live, self._replay, *self._photos):
+                if task is not None:
+                    task.cancel()
+
+    async def drain(self) -> None:
+        """Server shutdown: answer what is in flight, then close with 1001."""
+        self.closing = True
+        if self._replay is not None:
+            self._replay.cancel()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.config.drain_timeout_s):
+                while self._live is not None or self._photos:
+                    await asyncio.gather(*(t for t in (self._live, *self._photos) if t), return_exceptions=True)
+        self.close(protocol.CLOSE_GOING_AWAY, "server shutting down")
+
+    # Outgoing
+
+    def send(self, message: dict[str, Any] | bytes) -> None:
+        if self._close_requested:
+            return
+        if self._outbox.qsize() >= _OUTBOX_LIMIT:
+            self.close(protocol.CLOSE_POLICY, "client is not reading its messages")
+            return
+        self._outbox.put_nowait(message if isinstance(message, bytes) else json.dumps(message))
+
+    def send_error(self, code: str, message: str, frame: int | None = None) -> None:
+        self.state.metrics.errors.inc(code=code)
+        self.send(protocol.error(code, message, frame))
+
+    def close(self, code: int, reason: str) -> None:
+        """Close after everything already queued has been sent."""
+        if not self._close_requested:
+            self._close_requested = True
+            self.closing = True
+            self._outbox.put_nowait(_Close(code, reason))
+
+    async def _write(self) -> None:
+        while True:
+            item = await self._outbox.get()
+            try:
+                if isinstance(item, _Close):
+                    await self.ws.close(item.code, item.reason)
+                    return
+                await self.ws.send(item)
+            finally:
+                self._outbox.task_done()
+
+    # Incoming
+
+    async def _read(self) -> None:
+        while True:
+            message = await self.ws.receive()
+            received = time.monotonic()
+            if self.closing:
+                continue  # the socket is about to close; new work would not be answered
+            try:
+                self._on_message(message, received)
+            except ProtocolError as error:
+                self.send_error(error.code, error.message, error.frame)
+
+    def _on_message(self, message: str | bytes | None, received: float) -> None:
+        if not message:
+            raise ProtocolError("bad_message", "empty message")
+        size = len(message) if isinstance(message, bytes) else len(message.encode())
+        if size > self.config.max_message_bytes:
+            frame = int.from_bytes(message[1:5], "big") if isinstance(message, bytes) else None
+            self.send_error("too_large", f"a message may have at most {self.config.max_message_bytes} bytes, "
+                                         f"this one has {size}; the connection closes", frame)
+            self.close(protocol.CLOSE_TOO_BIG, "message too big")
+        elif isinstance(message, bytes):
+            self._on_image(protocol.parse_image(message), received)
+        else:
+            self._on_control(protocol.parse_control(message))
+
+    def _on_image(self, image: ImageMessage, received: float) -> None:
+        self.state.metrics.received.inc(kind=image.kind_name)
+        if image.kind == protocol.KIND_PHOTO:
+            if len(self._photos) >= self.config.max_queued_photos:
+                raise ProtocolError("rate_limited", f"{len(self._photos)} photos are already waiting for their "
+                                                    "results; send the next one after a result", image.frame)
+            self._spawn_photo(image, received)
+        elif not self.rate.allow():
+            raise ProtocolError("rate_limited", f"live frames over {self.config.max_fps:g} per second are not "
+                                                "processed; slow down", image.frame)
+        elif self._live is None:
+            self._live = self._spawn(self._recognize(image, received), self._live_done)
+        else:
+            if self._live_next is not None:
+                self._skip(self._live_next[0].frame)
+            self._live_next = (image, received)
+
+    def _skip(self, frame: int) -> None:
+        self.state.metrics.skipped.inc()
+        self.send(protocol.skipped([frame]))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], done: Any) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro)
+        task.add_done_callback(done)
+        return task
+
+    def _spawn_photo(self, image: ImageMessage, received: float) -> None:
+        self._photos.add(self._spawn(self._recognize(image, received), self._photos.discard))
+
+    def _live_done(self, _: asyncio.Task[None]) -> None:
+        self._live = None
+        if self._live_next is not None:
+            image, received = self._live_next
+            self._live_next = None
+            self._live = self._spawn(self._recognize(image, received), self._live_done)
+
+    async def _recognize(self, image: ImageMessage, received: float) -> None:
+        try:
+            outcome = await self.state.batcher.recognize(image.data, received)
+        except ImageError as error:
+            self.send_error(error.code, error.message, image.frame)
+            return
+        except EngineFailure as error:
+            self.send_error("internal", str(error), image.frame)
+            return
+        history = self.session.history
+        seq, evicted = history.add(image.frame, image.kind_name, self.session.elapsed(received), image.data,
+                                   outcome.result)
+        timings = {**outcome.timings, "total_ms": round((time.monotonic() - received) * 1000, 2)}
+        self.send(protocol.result(image.frame, image.kind_name, seq, outcome.result, timings, outcome.batch_size))
+        self.state.metrics.answered.inc(kind=image.kind_name)
+        if evicted:
+            self.send(protocol.history_dropped(evicted))
+
+    # Control
+
+    def _on_control(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "ping":
+            self.send({"type": "pong"})
+        elif kind == "history":
+            self.send(self.session.history.listing())
+        elif kind == "replay_stop":
+            if self._replay is not None:
+                self._replay.cancel()
+        elif message["mode"] == "step":
+            self._step(message["seq"])
+        else:
+            if self._replay is not None:
+                self._replay.cancel()
+            self._replay = asyncio.create_task(self._replay_realtime(message["from"], message["speed"]))
+
+    def _step(self, seq: int) -> None:
+        entries = self.session.history.since(0)
+        for index, entry in enumerate(entries):
+            if entry.seq == seq:
+                self.send(entry.slide(index, len(entries)))
+                self.send(protocol.slide_image(entry.seq, entry.data))
+                return
+        raise ProtocolError("not_found", f"seq {seq} is not in the history (it holds {self._span(entries)})")
+
+    @staticmethod
+    def _span(entries: list[Any]) -> str:
+        return f"seqs {entries[0].seq} to {entries[-1].seq}" if entries else "nothing yet"
+
+    async def _replay_realtime(self, start: int, speed: float) -> None:
+        """Send the history from seq `start` with its original spacing divided by `speed`."""
+        entries = self.session.history.since(start)
+        sent = 0
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        try:
+            for index, entry in enumerate(entries):
+                await asyncio.sleep(max(0.0, began + (entry.t - entries[0].t) / speed - loop.time()))
+                self.send(entry.slide(index, len(entries)))
+                self.send(protocol.slide_image(entry.seq, entry.data))
+                sent += 1
+                await self._outbox.join()  # pace the images by what the client takes in
+        finally:
+            if asyncio.current_task() is self._replay:
+                self._replay = None
+            self.send(protocol.replay_end(sent))

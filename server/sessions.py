@@ -1,0 +1,63 @@
+"""Sessions outlive their socket for `resume_grace_s`, so a client that reconnects gets its history back.
+
+Sessions live in one worker process's memory: with several workers a reconnect may land on another
+worker and then starts afresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from dataclasses import dataclass, field
+
+from .history import History
+
+
+@dataclass
+class Session:
+    token: str
+    history: History
+    started: float = field(default_factory=time.monotonic)
+    attached: bool = True
+    _expiry: asyncio.TimerHandle | None = None
+
+    def elapsed(self, when: float) -> float:
+        """Seconds since the session started at monotonic time `when`."""
+        return when - self.started
+
+
+class SessionStore:
+    def __init__(self, grace_s: float, history_frames: int, history_bytes: int) -> None:
+        self.grace_s = grace_s
+        self.history_frames = history_frames
+        self.history_bytes = history_bytes
+        self._sessions: dict[str, Session] = {}
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def open(self, token: str | None) -> tuple[Session, bool]:
+        """The detached session named by `token` if it is still kept, else a new one; says which."""
+        session = self._sessions.get(token or "")
+        if session is not None and not session.attached:
+            if session._expiry is not None:
+                session._expiry.cancel()
+            session.attached = True
+            return session, True
+        session = Session(secrets.token_urlsafe(18), History(self.history_frames, self.history_bytes))
+        self._sessions[session.token] = session
+        return session, False
+
+    def detach(self, session: Session) -> None:
+        """The socket is gone: keep the session for the grace period, then free it."""
+        session.attached = False
+        if self.grace_s <= 0:
+            self._forget(session)
+            return
+        loop = asyncio.get_running_loop()
+        session._expiry = loop.call_later(self.grace_s, self._forget, session)
+
+    def _forget(self, session: Session) -> None:
+        if not session.attached:
+            self._sessions.pop(session.token, None)
