@@ -14,13 +14,11 @@ from werkzeug.exceptions import HTTPException
 
 from . import engine, protocol
 from .batcher import Batcher, EngineFailure
-from .config import ROOT, Config
+from .config import Config
 from .connection import Connection
 from .limits import origin_allowed, parse_origins
 from .metrics import Metrics
 from .sessions import SessionStore
-
-WEB = (ROOT / "web").resolve()
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
@@ -55,6 +53,7 @@ def create_app(config: Config) -> Quart:
     state = State(config)
     app.extensions["digits"] = state
     allowed_origins = parse_origins(config.allowed_origins)
+    web = Path(config.web_dir).resolve()
 
     @app.before_serving
     async def load_model() -> None:
@@ -91,7 +90,7 @@ def create_app(config: Config) -> Quart:
 
     @app.get("/<path:path>")
     async def static_file(path: str) -> Response:
-        target = _web_file(path)
+        target = _web_file(web, path)
         if target is None:
             return Response('{"error": "not found"}', 404, content_type="application/json")
         return await send_file(target)
@@ -156,11 +155,11 @@ def _refusal(state: State, origin: str | None, host: str | None, allowed: frozen
     return None
 
 
-def _web_file(path: str) -> Path | None:
-    """The file under web/ that `path` names, or None: nothing outside web/ is served, symlinks included."""
+def _web_file(web: Path, path: str) -> Path | None:
+    """The file under `web` that `path` names, or None: nothing outside `web` is served, symlinks included."""
     if "\0" in path:
         return None
-    target = (WEB / path).resolve()
-    if not target.is_relative_to(WEB) or not target.is_file():
+    target = (web / path).resolve()
+    if not target.is_relative_to(web) or not target.is_file():
         return None
     return target

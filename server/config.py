@@ -27,6 +27,7 @@ class Config:
     workers: int = _opt(1, "Hypercorn worker processes (history is per worker)")
     certfile: str = _opt("", "TLS certificate (PEM); phones need HTTPS for the camera")
     keyfile: str = _opt("", "TLS private key (PEM)")
+    web_dir: str = _opt(str(ROOT / "web"), "the page and its assets; nothing outside it is served")
     allowed_origins: str = _opt("", "extra WebSocket Origins allowed besides the page's own, comma-separated; * any")
     # Model and batching
     model_path: str = _opt(str(ROOT / "model" / "digits.keras"), "trained Keras model")
@@ -43,7 +44,7 @@ class Config:
     max_fps: float = _opt(30.0, "live frames per second per connection")
     max_connections: int = _opt(200, "WebSocket connections per worker")
     ping_interval_s: float = _opt(20.0, "WebSocket ping interval (0 turns pings off)")
-    max_queued_photos: int = _opt(8, "photos per connection waiting for a result; more are refused")
+    max_queued_photos: int = _opt(16, "photos per connection waiting for a result; more are refused")
     drain_timeout_s: float = _opt(10.0, "on SIGTERM, longest wait for in-flight frames before closing sockets")
     # Testing
     fault_marker: str = _opt("", "test hook: images containing these bytes make the model fail (empty = off)")
