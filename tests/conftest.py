@@ -29,8 +29,8 @@ def free_port() -> int:
 class Server:
     """A real server process: `python -m server` on 127.0.0.1 with the committed model."""
 
-    def __init__(self, **settings: object) -> None:
-        self.port = free_port()
+    def __init__(self, port: int | None = None, **settings: object) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
         env = dict(os.environ, PYTHONUNBUFFERED="1")

@@ -9,6 +9,8 @@ const MAX_IN_FLIGHT = 2;
 // A frame unanswered this long was lost with its socket; stop waiting for it.
 const LOST_AFTER_MS = 5000;
 const RATE_LIMIT_PAUSE_MS = 1000;
+// Enough for a steady reading; more would only load a server shared with other users.
+const MAX_FPS = 15;
 
 /** Why the camera could not start, in words a user can act on. */
 export class CameraError extends Error {
@@ -61,6 +63,7 @@ export class LiveCamera extends EventTarget {
     this.inFlight = new Map(); // frame id -> time sent
     this.capturing = false;
     this.pauseUntil = 0;
+    this.lastSentAt = 0;
     this.timer = 0;
     this.watchdog = 0;
     this.answers = []; // times of recent answers, for frames per second
@@ -139,9 +142,8 @@ export class LiveCamera extends EventTarget {
   pump() {
     clearTimeout(this.timer);
     if (!this.running || this.capturing || !this.connection.open || this.inFlight.size >= MAX_IN_FLIGHT) return;
-    const maxFps = this.connection.limits?.max_fps || 30;
-    const last = Math.max(0, ...this.inFlight.values());
-    const wait = Math.max(this.pauseUntil, last + 1000 / maxFps) - performance.now();
+    const fps = Math.min(MAX_FPS, this.connection.limits?.max_fps || MAX_FPS);
+    const wait = Math.max(this.pauseUntil, this.lastSentAt + 1000 / fps) - performance.now();
     if (wait > 0) {
       this.timer = setTimeout(() => this.pump(), wait);
       return;
@@ -157,7 +159,8 @@ export class LiveCamera extends EventTarget {
       if (blob && this.running) {
         const frameId = this.connection.sendImage(KIND.live, await blob.arrayBuffer());
         if (frameId !== null) {
-          this.inFlight.set(frameId, performance.now());
+          this.lastSentAt = performance.now();
+          this.inFlight.set(frameId, this.lastSentAt);
           this.dispatchEvent(new CustomEvent("sent", { detail: { frameId, blob } }));
         }
       }

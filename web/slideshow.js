@@ -16,7 +16,8 @@ export class Slideshow {
     this.overlay = root.querySelector("[data-role=slide-overlay]");
     this.caption = root.querySelector("[data-role=slide-caption]");
     this.strip = root.querySelector("[data-role=strip]");
-    this.empty = root.querySelector("[data-role=strip-empty]");
+    this.placeholder = root.querySelector("[data-role=slide-placeholder]");
+    this.hint = root.querySelector("[data-role=slide-hint]");
     this.playButton = root.querySelector("[data-action=play]");
     this.speed = root.querySelector("[data-role=speed]");
     this.entries = new Map(); // seq -> {seq, kind, number, url, thumb}
@@ -63,7 +64,6 @@ export class Slideshow {
     const entry = { seq: frame.seq, kind: frame.kind, number: frame.number ?? "", url, thumb: thumbnail(frame, url) };
     this.entries.set(frame.seq, entry);
     this.strip.append(entry.thumb);
-    this.empty.hidden = true;
     return entry;
   }
 
@@ -73,7 +73,6 @@ export class Slideshow {
     if (entry.url) URL.revokeObjectURL(entry.url);
     entry.thumb.remove();
     this.entries.delete(seq);
-    this.empty.hidden = this.entries.size > 0;
   }
 
   reorder() {
@@ -95,6 +94,7 @@ export class Slideshow {
     const number = slide.result.number ?? "";
     Object.assign(this.figure.dataset, { seq: String(slide.seq), number, kind: slide.kind });
     this.figure.hidden = false;
+    this.placeholder.hidden = true;
     const what = slide.kind === "photo" ? "Photo" : "Frame";
     const reading = number ? `read ${number}` : slide.result.reason || "no digits";
     this.caption.textContent = `${what} ${slide.index + 1} of ${slide.count} · ${reading}`;
@@ -161,6 +161,13 @@ export class Slideshow {
   refreshControls() {
     const none = this.entries.size === 0;
     for (const button of this.root.querySelectorAll("[data-action]")) button.disabled = none;
+    if (this.current === null || none) {
+      this.figure.hidden = true;
+      this.placeholder.hidden = false;
+      this.hint.textContent = none
+        ? "Frames and photos you send will appear here, ready to replay."
+        : `${this.entries.size} saved. Press Play, pick a thumbnail, or use ← → and space.`;
+    }
   }
 
   /** Keyboard: left/right browse, space plays or pauses (unless a control has the focus). */
@@ -198,6 +205,7 @@ function thumbnail(frame, url) {
   button.dataset.seq = String(frame.seq);
   button.dataset.kind = frame.kind;
   const number = frame.number ?? "";
+  button.dataset.number = number;
   button.setAttribute("aria-label", `${frame.kind === "photo" ? "Photo" : "Frame"} ${frame.seq}: ${number || "no digits"}`);
   const label = document.createElement("span");
   label.className = "thumb-number";
@@ -212,6 +220,5 @@ function setThumbImage(button, url) {
   img.src = url;
   img.alt = "";
   img.decoding = "async";
-  img.loading = "lazy";
   button.prepend(img);
 }

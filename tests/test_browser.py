@@ -1,0 +1,204 @@
+"""The page in a real browser (Debian's chromium, headless, fake camera) against the real server.
+
+One browser for the module; the tests from live mode to the slideshow share one page, in order, so the
+slideshow replays what the earlier tests sent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from browser_support import CONTROLS_JS, camera_scene, exif_rotated, launch, require_chromium, screenshot, write_y4m
+from conftest import SAMPLES, Server, free_port, running_server, sample_label
+from PIL import Image
+from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+
+pytestmark = pytest.mark.browser
+
+CAMERA_SAMPLE = SAMPLES / "4.jpg"  # what the fake camera films
+PHOTO_SAMPLE = SAMPLES / "1.jpg"  # what is sent as a photo: landscape, so a photo on its side shows
+TIMEOUT_MS = 30_000
+
+# Records every slide the page shows (seq, number, kind), in order, from the figure's data attributes.
+WATCH_SLIDES_JS = """() => {
+  window.slidesSeen = [];
+  const figure = document.querySelector('[data-testid=slide]');
+  new MutationObserver(() => {
+    const last = window.slidesSeen.at(-1);
+    const {seq, number, kind} = figure.dataset;
+    if (!last || last.seq !== seq) window.slidesSeen.push({seq, number, kind});
+  }).observe(figure, {attributes: true, attributeFilter: ['data-seq']});
+}"""
+
+
+@pytest.fixture(scope="module")
+def playwright() -> Iterator[Playwright]:
+    require_chromium()
+    with sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Playwright, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    y4m = write_y4m(tmp_path_factory.mktemp("camera") / "digit.y4m", camera_scene(CAMERA_SAMPLE))
+    browser = launch(playwright, y4m)
+    yield browser
+    browser.close()
+
+
+def open_page(browser: Browser, url: str, **context_options: object) -> Page:
+    """A fresh context and page on `url`, connected; the page records the WebSocket frames it sends."""
+    context = browser.new_context(**context_options)
+    page = context.new_page()
+    page.sent_frames = []
+    page.on("websocket", lambda ws: ws.on("framesent", lambda payload: page.sent_frames.append(payload)))
+    page.goto(url)
+    expect(page.get_by_test_id("status")).to_have_text("connected", timeout=TIMEOUT_MS)
+    return page
+
+
+@pytest.fixture(scope="module")
+def page(browser: Browser, server: Server) -> Iterator[Page]:
+    page = open_page(browser, server.url, permissions=["camera"], viewport={"width": 1280, "height": 800})
+    yield page
+    page.context.close()
+
+
+def photo_answered(page: Page, path: Path) -> None:
+    """Send `path` through the photo input and wait for its answer."""
+    frame = page.locator("[data-role=photo-frame]")
+    page.get_by_test_id("photo-input").set_input_files(str(path))
+    expect(frame).to_have_attribute("data-state", "done", timeout=TIMEOUT_MS)
+
+
+def sent_images(page: Page, kind: int) -> list[bytes]:
+    return [f for f in page.sent_frames if isinstance(f, bytes) and len(f) > 5 and f[0] == kind]
+
+
+def test_live_camera_reads_the_digit_and_draws_boxes(page: Page) -> None:
+    page.get_by_role("button", name="Start camera").click()
+    expect(page.get_by_test_id("reading")).to_have_text(sample_label(CAMERA_SAMPLE), timeout=TIMEOUT_MS)
+    overlay = page.get_by_test_id("live-overlay")
+    expect(overlay).not_to_have_attribute("data-boxes", "0")
+    inked = overlay.evaluate(
+        "c => c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v, i) => i % 4 === 3 && v > 0)"
+    )
+    assert inked, "the overlay canvas has no box drawn on it"
+    expect(page.get_by_test_id("stats")).to_contain_text("fps")
+    frames = sent_images(page, kind=1)
+    assert frames, "no binary live frames went over the socket"
+    assert frames[0][5:7] == b"\xff\xd8", "a live frame is not a JPEG after the 5-byte header"
+
+
+def test_photo_mode_reads_photos_and_honours_exif(page: Page, tmp_path: Path) -> None:
+    page.get_by_role("tab", name="Photo").click()
+    expect(page.get_by_role("button", name="Start camera")).to_be_hidden()
+    label = sample_label(PHOTO_SAMPLE)
+    upright = Image.open(PHOTO_SAMPLE).size
+    small = exif_rotated(PHOTO_SAMPLE, tmp_path / "rotated.jpg")
+    large = exif_rotated(PHOTO_SAMPLE, tmp_path / "rotated-large.jpg", scale=4, quality=95)
+    assert large.stat().st_size > 2 * 2**20, "the large copy must be over the page's send-as-is size"
+
+    for path in (PHOTO_SAMPLE, small, large):
+        photo_answered(page, path)
+        expect(page.get_by_test_id("reading")).to_have_text(label)
+        assert page.get_by_test_id("photo-overlay").get_attribute("data-boxes") != "0"
+        # The preview is the image that was read: upright, with the overlay in its pixel coordinates.
+        shown = page.locator("[data-role=photo-image]").evaluate("i => [i.naturalWidth, i.naturalHeight]")
+        canvas = page.get_by_test_id("photo-overlay").evaluate("c => [c.width, c.height]")
+        assert shown == canvas
+        assert (shown[0] > shown[1]) == (upright[0] > upright[1]), f"{path.name} is shown on its side"
+
+    sent = sent_images(page, kind=2)
+    assert len(sent) == 3
+    assert len(sent[1]) - 5 == small.stat().st_size, "a small photo goes as it is"
+    assert len(sent[2]) - 5 < large.stat().st_size / 2, "a large photo is scaled down before sending"
+
+
+def test_slideshow_replays_frames_and_photos_in_order(page: Page) -> None:
+    thumbs = page.locator("[data-role=strip] [data-seq]")
+    expect(thumbs.first).to_be_visible()
+    strip = thumbs.evaluate_all(
+        "ts => ts.map(t => ({seq: t.dataset.seq, number: t.dataset.number, kind: t.dataset.kind}))"
+    )
+    assert {t["kind"] for t in strip} == {"live", "photo"}
+
+    page.evaluate(WATCH_SLIDES_JS)
+    page.get_by_label("Slideshow speed").select_option("10")
+    play = page.locator("[data-action=play]")
+    play.click()
+    expect(play).to_have_attribute("aria-pressed", "false", timeout=60_000)  # the replay ended
+    seen = page.evaluate("window.slidesSeen")
+    assert seen == strip, "the replay did not show the history in order with its readings"
+    assert [s["number"] for s in seen if s["kind"] == "photo"] == [sample_label(PHOTO_SAMPLE)] * 3
+
+    slide = page.get_by_test_id("slide")
+    page.keyboard.press("ArrowLeft")
+    expect(slide).to_have_attribute("data-seq", seen[-2]["seq"])
+    page.keyboard.press("ArrowRight")
+    expect(slide).to_have_attribute("data-seq", seen[-1]["seq"])
+    thumbs.first.click()
+    expect(slide).to_have_attribute("data-seq", seen[0]["seq"])
+    expect(slide).to_have_attribute("data-number", seen[0]["number"])
+
+
+def test_camera_permission_denied_offers_photos(browser: Browser, server: Server) -> None:
+    page = open_page(browser, server.url)  # a context that was not granted the camera
+    try:
+        page.get_by_role("button", name="Start camera").click()
+        problem = page.get_by_test_id("camera-problem")
+        expect(problem).to_be_visible()
+        expect(problem).to_have_attribute("data-code", "denied")
+        expect(problem).to_contain_text("denied")
+        page.get_by_role("button", name="Use a photo instead").click()
+        photo_answered(page, PHOTO_SAMPLE)
+        expect(page.get_by_test_id("reading")).to_have_text(sample_label(PHOTO_SAMPLE))
+    finally:
+        page.context.close()
+
+
+def test_page_shows_a_lost_server_and_reconnects(browser: Browser) -> None:
+    port = free_port()
+    with running_server(port=port) as first:
+        page = open_page(browser, first.url)
+    try:
+        status = page.get_by_test_id("status")
+        expect(status).to_have_text("reconnecting", timeout=TIMEOUT_MS)
+        expect(page.get_by_role("alert").filter(has_text="Reconnecting")).to_be_visible()
+        with running_server(port=port):
+            expect(status).to_have_text("connected", timeout=60_000)
+            expect(page.locator("[data-role=banner]")).to_be_hidden()
+            page.get_by_role("tab", name="Photo").click()
+            photo_answered(page, PHOTO_SAMPLE)
+            expect(page.get_by_test_id("reading")).to_have_text(sample_label(PHOTO_SAMPLE))
+    finally:
+        page.context.close()
+
+
+@pytest.mark.parametrize(
+    "name, options",
+    [
+        ("phone", {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}),
+        ("phone-360", {"viewport": {"width": 360, "height": 740}, "is_mobile": True, "has_touch": True}),
+        ("desktop", {"viewport": {"width": 1280, "height": 800}}),
+    ],
+)
+def test_layout_fits_and_controls_are_reachable(browser: Browser, server: Server, name: str, options: dict) -> None:
+    page = open_page(browser, server.url, device_scale_factor=2 if options.get("is_mobile") else 1, **options)
+    try:
+        page.get_by_role("tab", name="Photo").click()
+        photo_answered(page, PHOTO_SAMPLE)
+        page.get_by_role("button", name="Next slide").click()
+        expect(page.get_by_test_id("slide")).to_be_visible()
+        screenshot(page, f"browser-{name}")
+        width, inner = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
+        assert width <= inner, f"the page scrolls sideways: {width} > {inner}"
+        controls = page.evaluate(CONTROLS_JS)
+        assert len(controls) >= 8
+        for control in controls:
+            assert control["width"] >= 44 and control["height"] >= 44, f"too small to touch: {control}"
+            assert control["left"] >= 0 and control["right"] <= inner, f"off screen: {control}"
+    finally:
+        page.context.close()
