@@ -13,6 +13,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis_profiles  # noqa: F401  (registers --hypothesis-profile names before the plugin reads them)
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
