@@ -15,6 +15,7 @@ MIN_CONTRAST = 0.10  # ink must be at least this much darker than the paper arou
 MIN_PEAK_CONTRAST = 0.22  # ... and somewhere at least this dark, or it is grain, show-through or shadow
 MNIST_BOX = 20  # MNIST digits fit a 20x20 box inside the 28x28 image
 MNIST_STROKE = 2.5  # typical MNIST stroke width, in pixels of the 28x28 image
+FIT_SIDE = 80  # digits are brought to this size before their strokes are adjusted (cheap, still precise)
 
 
 @dataclass
@@ -63,6 +64,8 @@ def binarize(strength: np.ndarray) -> np.ndarray:
 def remove_ruled_lines(mask: np.ndarray) -> np.ndarray:
     """Erase long thin horizontal lines that run across (nearly) the whole picture, like ruled paper."""
     height, width = mask.shape
+    if mask.sum(axis=1, dtype=np.int32).max() < 0.5 * width:  # cheap test first: no row is half ink
+        return mask
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (max(15, width // 3), 1))
     lines = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
     if not lines.any():
@@ -157,10 +160,9 @@ def _crop(labels: np.ndarray, box: tuple[int, int, int, int], group: list[int]) 
 
 def normalize(mask: np.ndarray) -> np.ndarray:
     """One digit's ink mask -> 28x28 float32, MNIST style: 20x20 box, stroke ~2.5 px, centre of mass centred."""
+    mask = _fit_stroke(_shrink_mask(mask))
     h, w = mask.shape
     scale = MNIST_BOX / max(h, w)
-    mask = _fit_stroke(mask, scale)
-    h, w = mask.shape
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     digit = cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA)
     peak = digit.max()
@@ -172,12 +174,23 @@ def normalize(mask: np.ndarray) -> np.ndarray:
     return _centre_mass(canvas)
 
 
-def _fit_stroke(mask: np.ndarray, scale: float) -> np.ndarray:
-    """Thicken thin strokes (a ballpoint line in a big digit would vanish when shrunk to 20 px)."""
+def _shrink_mask(mask: np.ndarray) -> np.ndarray:
+    """Bring a big digit down to FIT_SIDE pixels, keeping strokes that thin out to a fraction of a pixel."""
+    h, w = mask.shape
+    scale = FIT_SIDE / max(h, w)
+    if scale >= 1:
+        return mask
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    coverage = cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    return (coverage >= 0.2).astype(np.uint8)
+
+
+def _fit_stroke(mask: np.ndarray) -> np.ndarray:
+    """Thicken thin strokes to about MNIST's width (a pen line in a big digit would vanish at 20 px)."""
     area = int(mask.sum())
     edge = area - int(cv2.erode(mask, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0).sum())
     stroke = 2.0 * area / max(edge, 1)
-    grow = round((MNIST_STROKE / scale - stroke) / 2)
+    grow = round((MNIST_STROKE * max(mask.shape) / MNIST_BOX - stroke) / 2)
     if grow < 1:
         return mask
     mask = cv2.copyMakeBorder(mask, grow, grow, grow, grow, cv2.BORDER_CONSTANT, value=0)

@@ -1,0 +1,57 @@
+"""`python -m server.recognize`: the exact output scripts rely on, run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import ROOT, SAMPLES
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "server.recognize", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_one_line_per_image_and_errors_at_the_end(tmp_path: Path) -> None:
+    text = tmp_path / "notes.jpg"
+    text.write_text("not a picture")
+    missing = tmp_path / "missing.png"
+    files = (SAMPLES / "4.jpg", text, SAMPLES / "407__multi.jpg", missing, SAMPLES / "blank__page.jpg")
+    paths = [str(p) for p in files]
+
+    done = run(*paths)
+
+    assert done.stdout.splitlines() == [
+        f"{paths[0]}\t4",
+        f"{paths[1]}\t-",
+        f"{paths[2]}\t407",
+        f"{paths[3]}\t-",
+        f"{paths[4]}\t-",
+    ]
+    assert done.returncode == 1
+    assert f"{text}: not an image the server can read" in done.stderr
+    assert f"{missing}: cannot read the file" in done.stderr
+
+
+def test_all_readable_exits_zero() -> None:
+    done = run(str(SAMPLES / "7.jpg"))
+    assert (done.returncode, done.stdout) == (0, f"{SAMPLES / '7.jpg'}\t7\n")
+
+
+def test_json_prints_the_full_result(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+
+    done = run("--json", str(SAMPLES / "407__multi.jpg"), str(empty))
+
+    first, second = (json.loads(line) for line in done.stdout.splitlines())
+    assert first["path"] == str(SAMPLES / "407__multi.jpg") and first["number"] == "407"
+    assert [d["value"] for d in first["digits"]] == [4, 0, 7]
+    assert {"reason", "width", "height"} <= first.keys()
+    assert len(first["digits"][0]["box"]) == 4 and len(first["digits"][0]["top3"]) == 3
+    assert second == {"path": str(empty), "error": second["error"], "code": "bad_image"}
+    assert "empty" in second["error"] and done.returncode == 1

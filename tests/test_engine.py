@@ -1,0 +1,219 @@
+"""The recognition engine on real pictures with the committed model: samples, orientation, formats, bad input."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from conftest import SAMPLES, sample_label
+from PIL import Image, ImageOps
+
+from server.config import load_config
+from server.decode import WORK_MAX_PIXELS, decode
+from server.engine import Classifier, ImageError, Prepared, prepare, recognize
+
+SAMPLE_PATHS = sorted(p for p in SAMPLES.iterdir() if p.suffix.lower() in {".jpg", ".png"})
+MULTI = SAMPLES / "407__multi.jpg"
+DIGIT = SAMPLES / "4.jpg"
+
+
+@pytest.fixture(scope="module")
+def classifier() -> Classifier:
+    return Classifier(load_config([]).model_path)  # DIGITS_MODEL_PATH can point at another model
+
+
+def read(data: bytes, classifier: Classifier, **kwargs: object) -> dict:
+    (result,) = recognize([data], classifier, **kwargs)
+    if isinstance(result, ImageError):
+        raise result
+    return result
+
+
+def encode(image: Image.Image, fmt: str, **params: object) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, fmt, **params)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("path", SAMPLE_PATHS, ids=lambda p: p.name)
+def test_each_sample_is_read(path: Path, classifier: Classifier) -> None:
+    result = read(path.read_bytes(), classifier)
+    assert result["number"] == (sample_label(path) or None)
+    if result["number"] is None:
+        assert result["reason"] and result["digits"] == []
+
+
+def test_multi_digit_number_in_order_with_boxes(classifier: Classifier) -> None:
+    result = read(MULTI.read_bytes(), classifier)
+    assert result["number"] == "407"
+    xs = [d["box"][0] for d in result["digits"]]
+    assert xs == sorted(xs)
+    for digit in result["digits"]:
+        x, y, w, h = digit["box"]
+        assert 0 <= x and x + w <= result["width"] and 0 <= y and y + h <= result["height"]
+        assert len(digit["top3"]) == 3 and digit["top3"][0] == [digit["value"], digit["confidence"]]
+
+
+# The stored pixels for each EXIF orientation: turned so that applying the tag shows the original again.
+STORED = {3: Image.Transpose.ROTATE_180, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
+
+
+@pytest.mark.parametrize("orientation", sorted(STORED))
+def test_exif_orientation_is_applied_once(orientation: int, classifier: Classifier) -> None:
+    original = Image.open(MULTI)
+    stored = original.transpose(STORED[orientation])
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(stored, "JPEG", exif=exif, quality=92)
+    assert ImageOps.exif_transpose(Image.open(io.BytesIO(data))).size == original.size  # the test's own premise
+
+    result = read(data, classifier)
+    assert result["number"] == "407"
+    assert (result["width"], result["height"]) == original.size
+    upright = read(MULTI.read_bytes(), classifier)
+    for got, want in zip(result["digits"], upright["digits"], strict=True):
+        assert np.allclose(got["box"], want["box"], atol=6)
+
+
+def test_decoded_pixels_match_pillow_for_every_orientation() -> None:
+    base = Image.open(DIGIT).convert("L").resize((60, 40))
+    for orientation in range(1, 9):
+        exif = Image.Exif()
+        exif[0x0112] = orientation
+        data = encode(base, "PNG", exif=exif)
+        want = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("L"))
+        assert np.array_equal(decode(data).gray, want), orientation
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda im: encode(im, "PNG"),
+        lambda im: encode(im, "WEBP", quality=90),
+        lambda im: encode(im, "BMP"),
+        lambda im: encode(im.convert("P", palette=Image.Palette.ADAPTIVE), "PNG"),
+        lambda im: encode(im.convert("CMYK"), "JPEG", quality=92),
+        lambda im: encode(Image.fromarray(np.asarray(im.convert("L")).astype(np.uint16) * 257), "PNG"),
+        lambda im: encode(im.convert("L"), "JPEG"),
+    ],
+    ids=["png", "webp", "bmp", "palette-png", "cmyk-jpeg", "16bit-png", "gray-jpeg"],
+)
+def test_formats_decode_to_the_same_number(make: object, classifier: Classifier) -> None:
+    assert read(make(Image.open(MULTI).convert("RGB")), classifier)["number"] == "407"
+
+
+def test_animated_gif_uses_the_first_frame(classifier: Classifier) -> None:
+    first = Image.open(MULTI).convert("RGB")
+    blank = Image.new("RGB", first.size, "white")
+    data = encode(first, "GIF", save_all=True, append_images=[blank], duration=100, loop=0)
+    assert Image.open(io.BytesIO(data)).n_frames == 2
+    assert read(data, classifier)["number"] == "407"
+
+
+def test_transparency_is_composited_on_white(classifier: Classifier) -> None:
+    # Dark ink on a fully transparent background whose hidden colour is black: only compositing on white
+    # makes the ink visible.
+    gray = np.asarray(Image.open(MULTI).convert("L"))
+    rgba = np.zeros((*gray.shape, 4), np.uint8)
+    rgba[..., 3] = cv2.adaptiveThreshold(gray, 255, cv2.ADAPTIVE_THRESH_MEAN_C, cv2.THRESH_BINARY_INV, 51, 15)
+    assert read(encode(Image.fromarray(rgba, "RGBA"), "PNG"), classifier)["number"] == "407"
+
+
+def test_light_strokes_on_a_dark_screen(classifier: Classifier) -> None:
+    inverted = 255 - np.asarray(Image.open(DIGIT).convert("L"))
+    assert read(encode(Image.fromarray(inverted), "PNG"), classifier)["number"] == "4"
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.full((240, 320), 255, np.uint8),
+        np.full((240, 320), 20, np.uint8),
+        np.random.default_rng(0).integers(0, 256, (240, 320), dtype=np.uint8),
+        cv2.GaussianBlur(np.random.default_rng(1).integers(90, 200, (480, 640), dtype=np.uint8), (0, 0), 2),
+    ],
+    ids=["white", "black", "noise", "blurred-noise"],
+)
+def test_no_digit_in_blank_or_noise(image: np.ndarray, classifier: Classifier) -> None:
+    result = read(encode(Image.fromarray(image), "PNG"), classifier)
+    assert result["number"] is None and result["digits"] == [] and result["reason"]
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG that claims a huge size: a decompression bomb's header, without the bomb."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(64))) + chunk(b"IEND", b"")
+
+
+@pytest.mark.parametrize(
+    ("data", "code", "words"),
+    [
+        (b"", "bad_image", "empty"),
+        (b"hello, this is text and not an image", "bad_image", "not an image"),
+        (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", "bad_image", "not an image"),
+        (DIGIT.read_bytes()[:3000], "bad_image", "truncated"),
+        (DIGIT.read_bytes()[:200], "bad_image", "not an image"),
+        (DIGIT.read_bytes()[:1000] + bytes(range(256)) * 40, "bad_image", "corrupt"),
+        (_png_header(100_000, 100_000), "too_many_pixels", "pixels"),
+        (_png_header(7000, 6000), "too_many_pixels", "7000x6000"),
+    ],
+    ids=["empty", "text", "pdf", "truncated", "header-only", "corrupt", "bomb", "over-limit"],
+)
+def test_bad_input_raises_image_error(data: bytes, code: str, words: str) -> None:
+    with pytest.raises(ImageError) as info:
+        prepare(data)
+    assert info.value.code == code
+    assert words in info.value.message
+
+
+def test_max_pixels_is_configurable(classifier: Classifier) -> None:
+    data = DIGIT.read_bytes()
+    (result,) = recognize([data], classifier, max_pixels=100_000)
+    assert isinstance(result, ImageError) and result.code == "too_many_pixels"
+
+
+def test_recognize_keeps_errors_in_place(classifier: Classifier) -> None:
+    results = recognize([DIGIT.read_bytes(), b"junk", MULTI.read_bytes()], classifier)
+    assert [r["number"] if isinstance(r, dict) else r.code for r in results] == ["4", "bad_image", "407"]
+
+
+def test_big_photo_is_shrunk_while_decoding_and_boxes_are_full_size(classifier: Classifier) -> None:
+    big = Image.open(MULTI).convert("RGB").resize((4000, 3000), Image.Resampling.BICUBIC)
+    data = encode(big, "JPEG", quality=85)
+    decoded = decode(data)
+    assert decoded.gray.size <= WORK_MAX_PIXELS and (decoded.width, decoded.height) == (4000, 3000)
+    result = read(data, classifier)
+    assert result["number"] == "407"
+    x, y, w, h = result["digits"][-1]["box"]
+    assert x + w > 2000 and y + h > 1500  # the 7 sits in the lower half, past the middle
+
+
+def test_prepared_follows_the_contract(classifier: Classifier) -> None:
+    prepared = prepare(MULTI.read_bytes())
+    assert isinstance(prepared, Prepared)
+    assert prepared.crops.dtype == np.float32 and prepared.crops.shape[1:] == (28, 28, 1)
+    assert len(prepared.boxes) == len(prepared.crops) >= 3
+    assert 0.0 <= prepared.crops.min() and prepared.crops.max() <= 1.0
+    assert set(prepared.timings) == {"decode_ms", "preprocess_ms"}
+    probs = classifier.classify(prepared.crops)
+    assert probs.shape == (len(prepared.crops), 11) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
+    assert classifier.classify(np.zeros((0, 28, 28, 1), np.float32)).shape == (0, 11)
+    assert classifier.classify(np.zeros((70, 28, 28, 1), np.float32)).shape == (70, 11)
+
+
+@pytest.mark.data
+def test_multi_digit_strips_from_photos_dev(shared_data: Path, classifier: Classifier) -> None:
+    folder = shared_data / "photos-dev" / "photo"
+    paths = sorted(p for p in folder.iterdir() if len(sample_label(p)) > 1)
+    results = recognize([p.read_bytes() for p in paths], classifier)
+    correct = sum(r["number"] == sample_label(p) for p, r in zip(paths, results, strict=True))
+    assert correct >= 0.8 * len(paths), f"{correct}/{len(paths)} multi-digit strips read exactly"

@@ -1,0 +1,109 @@
+"""Accuracy of the engine on labelled pictures: `python -m tools.evaluate --data ../shared/data [--verbose]`.
+
+A picture's label is the leading digits of its file name (none: it shows no digit); a read counts only when the
+whole number matches. Folders: samples/, photos-dev/{photo,canvas,processed}; then the classifier alone on the
+MNIST and USPS test sets (already 28x28 and normalised), and the "no digit" rate on generated blank scenes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from server.config import ROOT, Config
+from server.engine import Classifier, ImageError, Prepared, assemble, prepare
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
+
+
+def label(path: Path) -> str:
+    return re.match(r"\d*", path.name).group()
+
+
+def read_all(datas: list[bytes], classifier: Classifier, pool: ThreadPoolExecutor) -> list[str | None]:
+    """The number read from each image ('?' when unreadable): prepared in threads, classified in one batch."""
+
+    def safe_prepare(data: bytes) -> Prepared | ImageError:
+        try:
+            return prepare(data)
+        except ImageError as exc:
+            return exc
+
+    prepared = list(pool.map(safe_prepare, datas))
+    ready = [p for p in prepared if isinstance(p, Prepared)]
+    probs = classifier.classify(np.concatenate([p.crops for p in ready])) if ready else None
+    numbers: list[str | None] = []
+    offset = 0
+    for p in prepared:
+        if isinstance(p, ImageError):
+            numbers.append("?")
+            continue
+        numbers.append(assemble(p, probs[offset : offset + len(p.crops)])["number"])
+        offset += len(p.crops)
+    return numbers
+
+
+def evaluate_folder(folder: Path, classifier: Classifier, pool: ThreadPoolExecutor) -> list[tuple[Path, str, str]]:
+    """Every labelled image in `folder` -> its misreads as (path, label, read)."""
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    reads = read_all([p.read_bytes() for p in paths], classifier, pool)
+    pairs = zip(paths, reads, strict=True)
+    misreads = [(p, label(p) or "-", read or "-") for p, read in pairs if (read or "") != label(p)]
+    _report(str(folder), len(paths), len(paths) - len(misreads))
+    return misreads
+
+
+def evaluate_arrays(name: str, path: Path, classifier: Classifier) -> None:
+    """The classifier alone on a 28x28 test set (argmax over all 11 classes must be the label)."""
+    data = np.load(path)
+    x = data["x_test"].astype(np.float32)[..., None] / 255.0
+    predicted = classifier.classify(x).argmax(axis=1)
+    _report(name, len(x), int((predicted == data["y_test"]).sum()))
+
+
+def evaluate_blank(count: int, classifier: Classifier, pool: ThreadPoolExecutor) -> None:
+    from training.scenes import blank_scene, encode_jpeg  # the TRAINING engineer's scene generator
+
+    rng = np.random.default_rng(2024)
+    sizes = [(240, 320), (480, 640), (1200, 1600)]
+    datas = [encode_jpeg(blank_scene(rng, *sizes[i % len(sizes)]), 90) for i in range(count)]
+    reads = read_all(datas, classifier, pool)
+    _report("blank scenes (no digit)", count, sum(read is None for read in reads))
+
+
+def _report(name: str, total: int, correct: int) -> None:
+    print(f"{name:<60} {correct:>5}/{total:<5} {100 * correct / max(total, 1):6.1f}%", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tools.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="the shared data folder")
+    parser.add_argument("--model", default=Config.model_path, help="Keras model to evaluate")
+    parser.add_argument("--blank", type=int, default=200, help="how many blank scenes to generate")
+    parser.add_argument("--verbose", action="store_true", help="list the misread files")
+    args = parser.parse_args(argv)
+
+    classifier = Classifier(args.model)
+    folders = [ROOT / "samples"] + [args.data / "photos-dev" / name for name in ("photo", "canvas", "processed")]
+    misreads = []
+    with ThreadPoolExecutor() as pool:
+        for folder in folders:
+            if folder.is_dir():
+                misreads += evaluate_folder(folder, classifier, pool)
+        for name in ("mnist", "usps"):
+            if (args.data / f"{name}.npz").exists():
+                evaluate_arrays(f"{name} test set (classifier only)", args.data / f"{name}.npz", classifier)
+        if args.blank:
+            evaluate_blank(args.blank, classifier, pool)
+    if args.verbose and misreads:
+        print("\nmisread (path, label, read):")
+        for path, expected, read in misreads:
+            print(f"{path}\t{expected}\t{read}")
+
+
+if __name__ == "__main__":
+    main()
