@@ -14,6 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
 CHROMIUM = Path("/usr/bin/chromium")
 FRAME_SIZE = (640, 480)
+# A name for 127.0.0.1 that is not "localhost": pages served under it are not a secure context,
+# like a phone's http://192.168.x.y page.
+LAN_HOST = "phone-lan.test"
 
 # Quiet, deterministic chromium: no GPU, no network of its own, camera and microphone faked.
 CHROMIUM_ARGS = [
@@ -22,6 +25,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--use-fake-device-for-media-stream",
+    f"--host-resolver-rules=MAP {LAN_HOST} 127.0.0.1",
 ]
 
 

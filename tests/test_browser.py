@@ -10,7 +10,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_support import CONTROLS_JS, camera_scene, exif_rotated, launch, require_chromium, screenshot, write_y4m
+from browser_support import (
+    CONTROLS_JS,
+    LAN_HOST,
+    camera_scene,
+    exif_rotated,
+    launch,
+    require_chromium,
+    screenshot,
+    write_y4m,
+)
 from conftest import SAMPLES, Server, free_port, running_server, sample_label
 from PIL import Image
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
@@ -20,6 +29,14 @@ pytestmark = pytest.mark.browser
 CAMERA_SAMPLE = SAMPLES / "4.jpg"  # what the fake camera films
 PHOTO_SAMPLE = SAMPLES / "1.jpg"  # what is sent as a photo: landscape, so a photo on its side shows
 TIMEOUT_MS = 30_000
+
+# Records every reading the page shows, in order.
+WATCH_READINGS_JS = """() => {
+  window.readingsSeen = [];
+  const reading = document.querySelector('[data-testid=reading]');
+  new MutationObserver(() => window.readingsSeen.push(reading.textContent))
+    .observe(reading, {childList: true, characterData: true, subtree: true});
+}"""
 
 # Records every slide the page shows (seq, number, kind), in order, from the figure's data attributes.
 WATCH_SLIDES_JS = """() => {
@@ -78,8 +95,13 @@ def sent_images(page: Page, kind: int) -> list[bytes]:
 
 
 def test_live_camera_reads_the_digit_and_draws_boxes(page: Page) -> None:
+    page.evaluate(WATCH_READINGS_JS)
     page.get_by_role("button", name="Start camera").click()
     expect(page.get_by_test_id("reading")).to_have_text(sample_label(CAMERA_SAMPLE), timeout=TIMEOUT_MS)
+    # Twenty more answered frames of the same picture leave the reading as it is: no flicker.
+    thumbs = page.locator("[data-role=strip] [data-seq]")
+    expect(thumbs.nth(min(thumbs.count() + 20, 100))).to_be_attached(timeout=TIMEOUT_MS)
+    assert [r for r in page.evaluate("window.readingsSeen") if r] == [sample_label(CAMERA_SAMPLE)]
     overlay = page.get_by_test_id("live-overlay")
     expect(overlay).not_to_have_attribute("data-boxes", "0")
     inked = overlay.evaluate(
@@ -153,6 +175,19 @@ def test_camera_permission_denied_offers_photos(browser: Browser, server: Server
         expect(problem).to_have_attribute("data-code", "denied")
         expect(problem).to_contain_text("denied")
         page.get_by_role("button", name="Use a photo instead").click()
+        photo_answered(page, PHOTO_SAMPLE)
+        expect(page.get_by_test_id("reading")).to_have_text(sample_label(PHOTO_SAMPLE))
+    finally:
+        page.context.close()
+
+
+def test_insecure_page_explains_https_and_photos_still_work(browser: Browser, server: Server) -> None:
+    page = open_page(browser, f"http://{LAN_HOST}:{server.port}/", permissions=["camera"])
+    try:
+        assert page.evaluate("isSecureContext") is False
+        expect(page.get_by_role("tab", name="Photo")).to_have_attribute("aria-selected", "true")
+        expect(page.get_by_test_id("photo-status")).to_contain_text("https://")
+        expect(page.get_by_test_id("camera-problem")).to_have_attribute("data-code", "insecure")
         photo_answered(page, PHOTO_SAMPLE)
         expect(page.get_by_test_id("reading")).to_have_text(sample_label(PHOTO_SAMPLE))
     finally:

@@ -61,7 +61,7 @@ export class Connection extends EventTarget {
     this.lastHeard = 0;
     this.nextFrameId = 1;
     this.pendingSlide = null;
-    this.gaveUp = false;
+    this.reason = "";
     window.addEventListener("online", () => this.connectNow());
     window.addEventListener("offline", () => this.setState("offline", 0, "This device is offline."));
   }
@@ -77,7 +77,6 @@ export class Connection extends EventTarget {
   /** Retry at once (the user pressed "Retry now", or the device came back online). */
   connectNow() {
     clearTimeout(this.retryTimer);
-    this.gaveUp = false;
     this.attempt = 0;
     if (!this.socket) this.connect();
   }
@@ -99,7 +98,8 @@ export class Connection extends EventTarget {
   }
 
   connect() {
-    this.setState(this.attempt === 0 && !this.lastHeard ? "connecting" : "reconnecting", 0, "");
+    const first = this.attempt === 0 && !this.lastHeard;
+    this.setState(first ? "connecting" : "reconnecting", 0, this.reason ?? "");
     const socket = new WebSocket(socketUrl(sessionStorage.getItem(TOKEN_KEY)));
     socket.binaryType = "arraybuffer";
     socket.addEventListener("message", (event) => this.receive(event.data));
@@ -160,7 +160,6 @@ export class Connection extends EventTarget {
     clearInterval(this.pingTimer);
     const reason = CLOSE_REASONS[code] ?? "Connection lost.";
     if (code === 1008) {
-      this.gaveUp = true;
       this.setState("offline", 0, reason);
       return;
     }
@@ -176,6 +175,7 @@ export class Connection extends EventTarget {
 
   setState(state, retryInMs, reason) {
     this.state = state;
+    this.reason = reason;
     this.emit("state", { state, retryInMs, reason });
   }
 

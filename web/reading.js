@@ -17,7 +17,7 @@ export class ReadingPanel {
   show(result, source, idleHint) {
     const number = result?.number ?? "";
     const changed = number !== this.number.textContent;
-    this.number.textContent = number;
+    if (changed) this.number.textContent = number;
     this.number.dataset.confidence = number ? String(confidenceOf(result)) : "";
     this.confidence.textContent = number ? `${Math.round(confidenceOf(result) * 100)}% confident` : "";
     this.hint.textContent = number ? "" : hintFor(result, idleHint);
@@ -62,7 +62,7 @@ function bar(value, probability) {
   track.append(fill);
   const percent = document.createElement("span");
   percent.className = "bar-percent";
-  percent.textContent = `${(probability * 100).toFixed(probability < 0.1 ? 1 : 0)}%`;
+  percent.textContent = probability < 0.001 ? "<0.1%" : `${(probability * 100).toFixed(probability < 0.1 ? 1 : 0)}%`;
   row.append(name, track, percent);
   row.setAttribute("aria-hidden", "true");
   return row;

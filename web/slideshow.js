@@ -166,7 +166,8 @@ export class Slideshow {
       this.placeholder.hidden = false;
       this.hint.textContent = none
         ? "Frames and photos you send will appear here, ready to replay."
-        : `${this.entries.size} saved. Press Play, pick a thumbnail, or use ← → and space.`;
+        : `${this.entries.size} ${this.entries.size === 1 ? "image" : "images"} saved. ` +
+          "Press Play, pick a thumbnail, or use ← → and space.";
     }
   }
 
