@@ -1,4 +1,4 @@
-"""`python -m server [flags]`: serve the app with Hypercorn; `--help` lists every setting.
+"""Serve the app with Hypercorn (`python -m server [flags]`; `--help` lists every setting).
 
 One worker runs in this process. With `--workers N` the listening sockets are opened here and shared
 with N spawned worker processes, each loading the model once; SIGTERM/SIGINT are passed on to them.
@@ -11,16 +11,37 @@ import asyncio
 import logging
 import multiprocessing
 import signal
-import sys
 from multiprocessing.connection import wait
 
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.config import Sockets
+from hypercorn.protocol.ws_stream import WSStream
 from hypercorn.utils import wrap_app
+from wsproto.events import Ping
 
-from .app import create_app
 from .config import Config, load_config
+
+_PING_CHECK_S = 1.0
+
+
+async def _send_pings(self: WSStream) -> None:
+    """Hypercorn's ping loop, but noticing a closed socket within a second.
+
+    Hypercorn 0.18 looks at `closed` only once per ping interval, so every closed WebSocket keeps its
+    connection task alive for up to a whole interval; on shutdown those tasks outlive the graceful
+    timeout and are cancelled with tracebacks.
+    """
+    interval = self.config.websocket_ping_interval
+    while not self.closed:
+        await self._send_wsproto_event(Ping())
+        waited = 0.0
+        while waited < interval and not self.closed:
+            await self.context.sleep(min(_PING_CHECK_S, interval - waited))
+            waited += _PING_CHECK_S
+
+
+WSStream._send_pings = _send_pings  # type: ignore[method-assign]
 
 
 def hypercorn_config(config: Config) -> HypercornConfig:
@@ -44,6 +65,8 @@ def serve(config: Config, sockets: Sockets | None = None) -> None:
 
 
 async def _serve(config: Config, sockets: Sockets | None) -> None:
+    from .app import create_app  # here, so that the parent of several workers never loads TensorFlow
+
     app = create_app(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -59,6 +82,7 @@ async def _serve(config: Config, sockets: Sockets | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse the settings and serve until SIGTERM/SIGINT; the exit status."""
     config = load_config(argv)
     if config.workers <= 1:
         serve(config)
@@ -69,10 +93,16 @@ def main(argv: list[str] | None = None) -> int:
     for worker in workers:
         worker.start()
 
+    stopping = False
+
     def forward(sig: int, _frame: object) -> None:
-        for worker in workers:
-            if worker.is_alive():
-                worker.terminate()  # SIGTERM: the worker drains
+        # Once only: a second SIGTERM could hit a worker whose loop already ended and kill it uncleanly.
+        nonlocal stopping
+        if not stopping:
+            stopping = True
+            for worker in workers:
+                if worker.is_alive():
+                    worker.terminate()  # SIGTERM: the worker drains
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
@@ -82,6 +112,3 @@ def main(argv: list[str] | None = None) -> int:
         worker.join()
     return max(abs(worker.exitcode or 0) for worker in workers)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

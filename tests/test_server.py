@@ -47,7 +47,7 @@ def test_live_stream_is_answered_in_order_with_the_digits(server: Server) -> Non
     assert [a["frame"] for a in answers] == list(range(len(SAMPLE_FILES)))
     assert [a["seq"] for a in answers] == list(range(len(SAMPLE_FILES)))
     read = [a["number"] for a in answers]
-    labels = [sample_label(path) for path in SAMPLE_FILES]
+    labels = [sample_label(path) or None for path in SAMPLE_FILES]  # no label: a page without digits
     correct = sum(r == label for r, label in zip(read, labels, strict=True))
     assert correct >= len(labels) - 2, list(zip(labels, read, strict=True))
     for answer in answers:
