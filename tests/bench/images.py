@@ -1,0 +1,78 @@
+"""Benchmark images: the seed samples' ink laid on a paper-like background, at webcam, HD and phone sizes.
+
+The ink is lifted from `samples/` (each sample's own paper removed) so several digits can share one
+scene, e.g. "42" from 4.jpg and 2.jpg. Everything is seeded: every run sends the same bytes.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+SAMPLES = Path(__file__).resolve().parent.parent.parent / "samples"
+WEBCAM = (320, 240)
+HD = (1280, 720)
+PHONE = (4000, 3000)
+# Numbers shown in the streamed frames: one to four digits, like a person holding up a sheet.
+NUMBERS = ("42", "7", "389", "15", "6", "2718", "93", "51")
+
+
+@cache
+def _ink(digit: str) -> np.ndarray:
+    """Ink coverage in [0, 1] of the sample for `digit`, cropped to the digit."""
+    path = next(p for p in sorted(SAMPLES.iterdir()) if p.name.split(".")[0] == digit)  # 8.1.jpg, not 81.jpg
+    gray = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE).astype(np.float32)
+    # The paper is the bulk of the picture; ink is what is clearly darker than the local paper.
+    paper = cv2.medianBlur(gray.astype(np.uint8), 51).astype(np.float32)
+    darkness = paper - gray
+    alpha = np.clip((darkness - 12) / max(1.0, np.percentile(darkness, 99.5) - 12), 0, 1)
+    ys, xs = np.nonzero(alpha > 0.5)
+    return alpha[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
+
+
+def _paper(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+    """Off-white paper, unevenly lit, with sensor noise (BGR float32)."""
+    tint = np.array([205, 215, 222], np.float32) + rng.uniform(-10, 10, 3)
+    gx = np.linspace(-1, 1, width, dtype=np.float32)[None, :] * rng.uniform(-18, 18)
+    gy = np.linspace(-1, 1, height, dtype=np.float32)[:, None] * rng.uniform(-18, 18)
+    light = (gx + gy)[:, :, None]
+    noise = rng.normal(0, 3, (height, width, 1)).astype(np.float32)
+    return tint + light + noise
+
+
+def scene(number: str, size: tuple[int, int], seed: int = 0, quality: int = 90) -> bytes:
+    """A JPEG of `number` handwritten on paper: digits at most 45% of its height, 80% of its width."""
+    width, height = size
+    rng = np.random.default_rng(seed)
+    image = _paper(width, height, rng)
+    inks = [_ink(d) for d in number]
+    gap = 0.2  # between digits, as a fraction of the digit height
+    widths = sum(a.shape[1] / a.shape[0] for a in inks) + gap * (len(inks) - 1)  # at digit height 1
+    digit_h = int(min(height * 0.45, width * 0.8 / widths))
+    inks = [cv2.resize(a, (max(1, a.shape[1] * digit_h // a.shape[0]), digit_h), interpolation=cv2.INTER_AREA)
+            for a in inks]
+    total = sum(a.shape[1] for a in inks) + int(gap * digit_h) * (len(inks) - 1)
+    x = max(0, (width - total) // 2 + int(rng.integers(-width // 20, width // 20 + 1)))
+    y = (height - digit_h) // 2 + int(rng.integers(-height // 20, height // 20 + 1))
+    pen = np.array(rng.choice([[40, 40, 40], [90, 40, 30], [60, 60, 70]]), np.float32)  # graphite, blue, grey
+    for alpha in inks:
+        w = alpha.shape[1]
+        a = alpha[:, :, None]
+        image[y : y + digit_h, x : x + w] = image[y : y + digit_h, x : x + w] * (1 - a) + pen * a
+        x += w + int(gap * digit_h)
+    ok, jpeg = cv2.imencode(".jpg", np.clip(image, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return jpeg.tobytes()
+
+
+def frames(size: tuple[int, int] = WEBCAM, count: int = len(NUMBERS)) -> list[bytes]:
+    """`count` different frames of one size, for streaming."""
+    return [scene(NUMBERS[i % len(NUMBERS)], size, seed=i) for i in range(count)]
+
+
+def phone_photo() -> bytes:
+    """A 4000x3000 phone-camera-like photo (about 2-3 MB)."""
+    return scene("2718", PHONE, seed=99, quality=92)

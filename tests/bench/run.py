@@ -1,0 +1,343 @@
+"""`make bench`: engine, model and server figures measured side by side in one run.
+
+    python -m tests.bench.run            # full: about 8 minutes
+    python -m tests.bench.run --quick    # under a minute: few connections, short runs
+    python -m tests.bench.run --out DIR  # where bench-results.json and bench-results.png go (default: repo root)
+
+The machine is shared and noisy, so the figures are medians and ratios from one run; the JSON records the
+core count, load average, settings and date beside them. Prints a Markdown table for the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from server import engine
+from server.config import load_config
+from tests.bench import images
+from tests.bench.probe import MB, BenchServer, Probe, batch_distribution, bench_server
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+MODEL_BATCHES = (1, 8, 32, 64)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much to measure: the full run, or a quick one for the smoke test."""
+
+    repeats: dict[str, int]  # engine latency repeats per image size
+    model_repeats: int
+    throughput_frames: int  # in-process engine throughput
+    connections: tuple[int, ...]
+    fps: tuple[float, ...]  # 0 = one frame in flight per connection
+    seconds: float
+    memory_connections: int
+    memory_seconds: float
+    photo_connections: tuple[int, ...]
+
+
+FULL = Plan({"320x240": 200, "1280x720": 50, "4000x3000": 10}, 50, 1200, (1, 10, 50, 100), (10, 0), 20, 100, 60,
+            (1, 10))
+QUICK = Plan({"320x240": 40, "1280x720": 8, "4000x3000": 2}, 10, 160, (1, 10), (10, 0), 3, 10, 3, (1,))
+
+
+# ---------------------------------------------------------------- engine and model, in this process
+
+
+def engine_latency(classifier: engine.Classifier, data: bytes, repeats: int) -> dict[str, Any]:
+    """Median ms per stage for one image, single thread: the same steps as engine.recognize([data])."""
+    stages: dict[str, list[float]] = {"decode_ms": [], "preprocess_ms": [], "classify_ms": [], "total_ms": []}
+    for _ in range(repeats):
+        start = time.perf_counter()
+        prepared = engine.prepare(data)
+        prepared_at = time.perf_counter()
+        result = engine.assemble(prepared, classifier.classify(prepared.crops))
+        done = time.perf_counter()
+        for stage in ("decode_ms", "preprocess_ms"):
+            stages[stage].append(prepared.timings[stage])
+        stages["classify_ms"].append((done - prepared_at) * 1000)  # with assemble
+        stages["total_ms"].append((done - start) * 1000)
+    medians = {stage: round(statistics.median(values), 3) for stage, values in stages.items()}
+    return {**medians, "repeats": repeats, "bytes": len(data), "read": result["number"]}
+
+
+def engine_throughput(classifier: engine.Classifier, frames: list[bytes], total: int, threads: int,
+                      batch: int = 16) -> dict[str, Any]:
+    """Frames/s with `threads` threads each preparing `batch` frames then classifying them in one call."""
+    chunks = [[frames[(i + j) % len(frames)] for j in range(batch)] for i in range(0, total, batch)]
+    start = time.perf_counter()
+    with ThreadPoolExecutor(threads) as pool:
+        done = sum(len(results) for results in pool.map(lambda chunk: engine.recognize(chunk, classifier), chunks))
+    seconds = time.perf_counter() - start
+    return {"fps": round(done / seconds, 1), "frames": done, "threads": threads, "batch": batch}
+
+
+def model_speed(classifier: engine.Classifier, crops: np.ndarray, repeats: int) -> dict[str, Any]:
+    """Per-digit ms at several batch sizes: the compiled function (classify) against keras' model.predict."""
+    figures: dict[str, Any] = {"classify_per_digit_ms": {}, "predict_per_digit_ms": {}}
+    for batch in MODEL_BATCHES:
+        x = np.resize(crops, (batch, 28, 28, 1)).astype(np.float32)  # repeats the real crops up to `batch`
+        for key, call, times in (("classify_per_digit_ms", classifier.classify, repeats),
+                                 ("predict_per_digit_ms", lambda x: classifier.model.predict(x, verbose=0),
+                                  max(3, repeats // 5))):
+            call(x)  # the first call of a shape traces or builds; not what a server sees
+            figures[key][str(batch)] = round(_median_ms(lambda: call(x), times) / batch, 4)  # noqa: B023
+    return figures
+
+
+def _median_ms(call: Any, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def measure_engine(plan: Plan, model_path: str) -> dict[str, Any]:
+    classifier = engine.Classifier(model_path)
+    webcam = images.frames()
+    pictures = {"320x240": webcam[0], "1280x720": images.frames(images.HD, 1)[0], "4000x3000": images.phone_photo()}
+    latency = {size: engine_latency(classifier, data, plan.repeats[size]) for size, data in pictures.items()}
+    crops = np.concatenate([engine.prepare(frame).crops for frame in webcam])
+    return {
+        "latency": latency,
+        "throughput": engine_throughput(classifier, webcam, plan.throughput_frames, os.cpu_count() or 1),
+        "model": {**model_speed(classifier, crops, plan.model_repeats), "crops": len(crops)},
+    }
+
+
+# ---------------------------------------------------------------- the server, over real WebSockets
+
+
+class _RssSampler:
+    """The server's largest RSS while a row runs (sampled; VmHWM only knows the all-time peak)."""
+
+    def __init__(self, probe: Probe) -> None:
+        self.probe = probe
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.25):
+            self.peak = max(self.peak, self.probe.rss())
+
+    def __enter__(self) -> _RssSampler:
+        self.peak = self.probe.rss()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def load_row(server: BenchServer, probe: Probe, connections: int, fps: float, seconds: float,
+             photo: bool = False, label: str = "") -> dict[str, Any]:
+    """Run the load generator in its own process against the server; add what the server side saw."""
+    command = [sys.executable, "-m", "tests.bench.loadgen", "--url", server.ws_url, "--connections",
+               str(connections), "--fps", str(fps), "--seconds", str(seconds), "--server-pid",
+               str(probe.process.pid), *(["--photo"] if photo else [])]
+    batches = probe.batch_sizes()
+    with _RssSampler(probe) as rss:
+        out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    if out.returncode:
+        raise RuntimeError(f"load generator failed:\n{out.stderr}\nserver log:\n{server.log_tail()}")
+    row = json.loads(out.stdout)
+    row["server_rss_mb"] = round(rss.peak / MB, 1)
+    row["batch"] = batch_distribution(batches, probe.batch_sizes())
+    mode = "photo" if photo else ("one in flight" if not fps else f"{fps:g} fps")
+    print(f"  {label}{connections:>3} x {mode:<13} {row['throughput_fps']:>7} answered/s"
+          f"  p50 {row['latency_p50_ms']} ms  p99 {row['latency_p99_ms']} ms  skipped {row['skipped']}"
+          f"  errors {row['errors'] or 0}  server CPU {row['server_cpu_percent']}%", flush=True)
+    return row
+
+
+def measure_server(plan: Plan, settings: dict[str, Any], log_dir: Path) -> dict[str, Any]:
+    with bench_server(log_dir, **settings) as server:
+        probe = Probe(server)
+        load_row(server, probe, 2, 0, 2, label="warm-up ")  # thread pools, first batches, allocator arenas
+        baseline = probe.rss()
+        # Memory first, on a server that has seen nothing else: 100 streams filling their histories.
+        memory_row = load_row(server, probe, plan.memory_connections, 10, plan.memory_seconds)
+        after = probe.rss()
+        rows = [memory_row]
+        for fps in plan.fps:
+            for connections in plan.connections:
+                if (connections, fps) != (plan.memory_connections, 10):
+                    rows.append(load_row(server, probe, connections, fps, plan.seconds))
+        rows += [load_row(server, probe, n, 0, plan.seconds, photo=True) for n in plan.photo_connections]
+        peak = probe.peak_rss()
+    limit = settings["history_bytes"]
+    n = plan.memory_connections
+    memory = {
+        "connections": n, "seconds": plan.memory_seconds, "baseline_rss_mb": round(baseline / MB, 1),
+        "rss_after_mb": round(after / MB, 1), "per_connection_mb": round((after - baseline) / n / MB, 3),
+        "history_bytes_limit_mb": round(limit / MB, 1),
+        "history_held_mean_mb": round((memory_row["history_bytes_mean"] or 0) / MB, 3),
+        "bound_mb": round((baseline + n * limit) / MB, 1), "within_bound": after <= baseline + n * limit,
+    }
+    rows.sort(key=lambda r: (r["kind"], r["fps"] == 0, r["connections"]))
+    return {"rows": rows, "memory": memory, "peak_rss_mb": round(peak / MB, 1)}
+
+
+# ---------------------------------------------------------------- figures, targets, report
+
+
+def _row(rows: list[dict[str, Any]], connections: int, fps: float) -> dict[str, Any] | None:
+    return next((r for r in rows if r["kind"] == "live" and r["connections"] == connections and r["fps"] == fps), None)
+
+
+def ratios(results: dict[str, Any]) -> dict[str, Any]:
+    rows = results["server"]["rows"]
+    live = [r for r in rows if r["kind"] == "live"]
+    saturation = max(r["throughput_fps"] for r in live)
+    in_process = results["engine"]["throughput"]["fps"]
+    many = max(r["connections"] for r in live if r["fps"] == 10 and r["connections"] <= 50)
+    single, crowd = _row(rows, 1, 10), _row(rows, many, 10)
+    per_digit = results["engine"]["model"]["classify_per_digit_ms"]
+    return {
+        "server_saturation_fps": saturation,
+        "engine_in_process_fps": in_process,
+        "server_over_in_process": round(saturation / in_process, 3),
+        "p99_streams": many,
+        "p99_at_streams_over_p50_at_1": round(crowd["latency_p99_ms"] / single["latency_p50_ms"], 2),
+        "batch32_over_batch1_per_digit_throughput": round(per_digit["1"] / per_digit["32"], 2),
+    }
+
+
+def targets(results: dict[str, Any]) -> dict[str, Any]:
+    r, memory = results["ratios"], results["server"]["memory"]
+    webcam_ms = results["engine"]["latency"]["320x240"]["total_ms"]
+    return {
+        "engine_320x240_median_ms": {"value": webcam_ms, "goal": "<= 2", "met": webcam_ms <= 2},
+        "server_over_in_process": {"value": r["server_over_in_process"], "goal": ">= 0.7",
+                                   "met": r["server_over_in_process"] >= 0.7},
+        "p99_at_streams_over_p50_at_1": {"value": r["p99_at_streams_over_p50_at_1"], "goal": "<= 3",
+                                         "met": r["p99_at_streams_over_p50_at_1"] <= 3, "streams": r["p99_streams"]},
+        "rss_after_connections_mb": {"value": memory["rss_after_mb"], "goal": f"<= {memory['bound_mb']}",
+                                     "met": memory["within_bound"], "connections": memory["connections"]},
+    }
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (latency, throughput) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for fps, style in ((10, "-"), (0, "--")):
+        series = sorted((r for r in rows if r["kind"] == "live" and r["fps"] == fps), key=lambda r: r["connections"])
+        if not series:
+            continue
+        x = [r["connections"] for r in series]
+        label = "10 fps" if fps else "one in flight"
+        for q, colour in (("50", "tab:green"), ("95", "tab:orange"), ("99", "tab:red")):
+            latency.plot(x, [r[f"latency_p{q}_ms"] for r in series], style, marker="o", color=colour,
+                         label=f"p{q}, {label}")
+        throughput.plot(x, [r["throughput_fps"] for r in series], style, marker="o", label=label)
+    for axis, title, unit in ((latency, "Round-trip latency", "ms"), (throughput, "Answered frames", "frames/s")):
+        axis.set(xscale="log", xlabel="WebSocket connections", ylabel=unit, title=title)
+        axis.grid(True, alpha=0.3)
+        axis.legend(fontsize=8)
+    latency.set_yscale("log")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def markdown(results: dict[str, Any]) -> str:
+    engine_, model, r = results["engine"], results["engine"]["model"], results["ratios"]
+    lines = [f"Benchmark, {results['date']}, {results['machine']['cores']} cores"
+             f" (load average {results['machine']['load_average_start']}), {results['mode']} run", "",
+             "| engine, single thread | decode | preprocess | classify | total (median ms) |", "|---|---|---|---|---|"]
+    for size, f in engine_["latency"].items():
+        lines.append(f"| {size} JPEG | {f['decode_ms']} | {f['preprocess_ms']} | {f['classify_ms']} | "
+                     f"**{f['total_ms']}** |")
+    lines += ["", "| model, per digit (ms) | " + " | ".join(f"batch {b}" for b in MODEL_BATCHES) + " |",
+              "|---|" + "---|" * len(MODEL_BATCHES)]
+    for key, name in (("classify_per_digit_ms", "compiled tf.function"), ("predict_per_digit_ms", "model.predict")):
+        lines.append(f"| {name} | " + " | ".join(str(model[key][str(b)]) for b in MODEL_BATCHES) + " |")
+    lines += ["", "| server: connections x load | answered/s | p50 ms | p95 ms | p99 ms | skipped | errors | "
+              "mean batch | server CPU % | server RSS MB |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in results["server"]["rows"]:
+        load = "photo 4000x3000" if row["kind"] == "photo" else (f"{row['fps']:g} fps" if row["fps"] else
+                                                                   "one in flight")
+        errors = sum(row["errors"].values()) + row["missing"]
+        lines.append(f"| {row['connections']} x {load} | {row['throughput_fps']} | {row['latency_p50_ms']} | "
+                     f"{row['latency_p95_ms']} | {row['latency_p99_ms']} | {row['skipped']} | {errors} | "
+                     f"{row['batch']['mean']} | {row['server_cpu_percent']} | {row['server_rss_mb']} |")
+    m = results["server"]["memory"]
+    lines += ["", f"- In-process engine throughput ({engine_['throughput']['threads']} threads, batched): "
+              f"{r['engine_in_process_fps']} frames/s; server at saturation {r['server_saturation_fps']} frames/s "
+              f"= **{r['server_over_in_process']:.0%}** of it.",
+              f"- p99 at {r['p99_streams']} streams of 10 fps / p50 at 1 stream: "
+              f"**{r['p99_at_streams_over_p50_at_1']}x**.",
+              f"- Batch 32 vs batch 1, per-digit throughput: **{r['batch32_over_batch1_per_digit_throughput']}x**.",
+              f"- Memory: {m['connections']} connections x {m['seconds']:g} s: RSS {m['baseline_rss_mb']} -> "
+              f"{m['rss_after_mb']} MB ({m['per_connection_mb']} MB per connection; history held "
+              f"{m['history_held_mean_mb']} MB each; bound {m['bound_mb']} MB: "
+              f"{'within' if m['within_bound'] else 'EXCEEDED'})."]
+    missed = [name for name, t in results["targets"].items() if not t["met"]]
+    lines.append(f"- Targets missed: {', '.join(missed)}." if missed else "- All targets met.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a short run (under a minute) with few connections")
+    parser.add_argument("--out", type=Path, default=ROOT, help="directory for bench-results.json and .png")
+    config = load_config([])  # the defaults and DIGITS_* env vars, as the server will see them
+    parser.add_argument("--model-path", default=config.model_path, help="the Keras model to measure")
+    args = parser.parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    # The server's settings, except: no live frame-rate cap (one-in-flight clients go faster than 30 fps),
+    # and room for every connection the plan opens.
+    settings = {"model_path": args.model_path, "max_fps": 0,
+                "max_connections": max(config.max_connections, 2 * max(plan.connections)),
+                **{name: getattr(config, name) for name in
+                   ("history_bytes", "history_frames", "max_batch", "batch_wait_ms", "threads", "workers")}}
+    results: dict[str, Any] = {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "mode": "quick" if args.quick else "full",
+        "machine": {"cores": os.cpu_count(), "cpu": platform.processor() or platform.machine(),
+                    "python": platform.python_version(), "load_average_start": [round(x, 2) for x in os.getloadavg()]},
+        "settings": {**settings, "plan": dataclasses.asdict(plan)},
+        "units": {"*_ms": "milliseconds", "*_fps": "frames per second", "*_mb": "MiB", "*_percent": "% of one core"},
+    }
+    print(f"engine and model ({results['mode']})...", flush=True)
+    results["engine"] = measure_engine(plan, args.model_path)
+    print("server over WebSockets...", flush=True)
+    with tempfile.TemporaryDirectory(prefix="bench-") as log_dir:
+        results["server"] = measure_server(plan, settings, Path(log_dir))
+    results["machine"]["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
+    results["ratios"] = ratios(results)
+    results["targets"] = targets(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "bench-results.json").write_text(json.dumps(results, indent=2) + "\n")
+    plot(results["server"]["rows"], args.out / "bench-results.png")
+    print("\n" + markdown(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,38 @@
+"""`make bench --quick` runs end to end against the real server and writes its results (figures not judged here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_bench_writes_results(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", "tests.bench.run", "--quick", "--out", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=600, check=False)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "| server: connections x load |" in run.stdout  # the Markdown table for the README
+
+    results = json.loads((tmp_path / "bench-results.json").read_text())
+    assert {"date", "mode", "machine", "settings", "units", "engine", "server", "ratios", "targets"} <= set(results)
+    assert results["mode"] == "quick" and results["machine"]["cores"] >= 1
+    assert set(results["engine"]["latency"]) == {"320x240", "1280x720", "4000x3000"}
+    assert {"decode_ms", "preprocess_ms", "classify_ms", "total_ms"} <= set(results["engine"]["latency"]["320x240"])
+    assert results["engine"]["throughput"]["fps"] > 0
+    for key in ("classify_per_digit_ms", "predict_per_digit_ms"):
+        assert set(results["engine"]["model"][key]) == {"1", "8", "32", "64"}
+
+    rows = results["server"]["rows"]
+    assert {r["kind"] for r in rows} == {"live", "photo"}
+    for row in rows:
+        assert {"connections", "fps", "throughput_fps", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "sent",
+                "answered", "skipped", "errors", "missing", "batch", "server_cpu_percent", "server_rss_mb"} <= set(row)
+        assert row["answered"] > 0, row
+    assert {"baseline_rss_mb", "rss_after_mb", "bound_mb", "within_bound"} <= set(results["server"]["memory"])
+    assert {"server_over_in_process", "p99_at_streams_over_p50_at_1",
+            "batch32_over_batch1_per_digit_throughput"} <= set(results["ratios"])
+    assert all({"value", "goal", "met"} <= set(t) for t in results["targets"].values())
+    assert (tmp_path / "bench-results.png").read_bytes().startswith(b"\x89PNG")
