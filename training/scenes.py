@@ -50,10 +50,10 @@ def _jitter(rng: np.random.Generator, bgr: tuple[int, int, int], amount: float) 
 
 def _paper_texture(rng: np.random.Generator, h: int, w: int, strength: float) -> np.ndarray:
     """Low-frequency fibre/unevenness as a multiplicative (H, W) field around 1."""
-    small = rng.normal(0, 1, (max(2, h // 16), max(2, w // 16))).astype(np.float32)
+    small = rng.standard_normal((max(2, h // 16), max(2, w // 16)), np.float32)
     field = cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
-    fine = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 0.8)
-    return 1.0 + strength * (0.6 * field + 0.4 * fine)
+    fine = cv2.GaussianBlur(rng.standard_normal((h, w), np.float32), (0, 0), 0.8)
+    return 1.0 + np.float32(strength) * (0.6 * field + 0.4 * fine)
 
 
 def _surface(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -165,36 +165,62 @@ def _specks(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray) -> None
 # ---------------------------------------------------------------- light and camera
 
 
+def _smooth_field(
+    rng: np.random.Generator, h: int, w: int, draw, sigma_frac: float, long_side: int = 160
+) -> np.ndarray:
+    """A low-frequency (H, W) float32 field: `draw(canvas, scale)` paints it on a small grid (long side
+    `long_side`), it is blurred there by sigma_frac x height, then resized up. Cheap at any photo size."""
+    scale = long_side / max(h, w)
+    sh, sw = max(2, round(h * scale)), max(2, round(w * scale))
+    small = np.zeros((sh, sw), np.float32)
+    draw(small, scale)
+    if sigma_frac > 0:
+        small = cv2.GaussianBlur(small, (0, 0), max(0.3, sigma_frac * sh))
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
 def _lighting(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     h, w = img.shape[:2]
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    xx /= w
-    yy /= h
-    # Linear gradient plus a vignette, as brightness factors.
+    # Linear gradient plus a vignette, as brightness factors, computed on a small grid.
     gx, gy = rng.normal(0, 0.25, 2)
-    light = 1.0 + gx * (xx - 0.5) + gy * (yy - 0.5)
-    light *= 1.0 - rng.uniform(0, 0.35) * ((xx - 0.5) ** 2 + (yy - 0.5) ** 2) * 2
-    light *= rng.uniform(0.55, 1.1)  # exposure
+    vignette = rng.uniform(0, 0.35)
+    exposure = rng.uniform(0.55, 1.1)
+
+    def light_field(small: np.ndarray, _scale: float) -> None:
+        sh, sw = small.shape
+        yy, xx = np.mgrid[0:sh, 0:sw].astype(np.float32)
+        xx, yy = xx / sw - 0.5, yy / sh - 0.5
+        small[:] = (1.0 + gx * xx + gy * yy) * (1.0 - vignette * (xx**2 + yy**2) * 2) * exposure
+
+    light = _smooth_field(rng, h, w, light_field, 0)
     # A soft shadow (hand, phone, head) with a blurred polygon edge.
     if rng.random() < 0.5:
-        m = np.zeros((h, w), np.float32)
-        pts = np.stack([rng.uniform(-0.3, 1.3, 5) * w, rng.uniform(-0.3, 1.3, 5) * h], 1).astype(np.int32)
-        cv2.fillPoly(m, [cv2.convexHull(pts)], 1.0)
-        m = cv2.GaussianBlur(m, (0, 0), rng.uniform(3, 25) * h / 240)
-        light *= 1.0 - rng.uniform(0.15, 0.55) * m
+        pts_frac = np.stack([rng.uniform(-0.3, 1.3, 5), rng.uniform(-0.3, 1.3, 5)], 1)
+        depth = rng.uniform(0.15, 0.55)
+
+        def shadow(small: np.ndarray, _scale: float) -> None:
+            sh, sw = small.shape
+            pts = (pts_frac * [sw, sh]).astype(np.int32)
+            cv2.fillPoly(small, [cv2.convexHull(pts)], 1.0)
+
+        light *= 1.0 - depth * _smooth_field(rng, h, w, shadow, rng.uniform(3, 25) / 240)
     # Glare: a bright soft ellipse that washes colour out.
-    glare = np.zeros((h, w), np.float32)
+    glare = None
     if rng.random() < 0.2:
-        cv2.ellipse(
-            glare,
-            (int(rng.uniform(0, w)), int(rng.uniform(0, h))),
-            (int(rng.uniform(0.05, 0.3) * w), int(rng.uniform(0.05, 0.25) * h)),
-            rng.uniform(0, 180), 0, 360, 1.0, -1,
-        )
-        glare = cv2.GaussianBlur(glare, (0, 0), rng.uniform(5, 20)) * rng.uniform(0.2, 0.7)
+        c = rng.uniform(0, 1, 2)
+        ax = (rng.uniform(0.05, 0.3), rng.uniform(0.05, 0.25))
+        angle, amount = rng.uniform(0, 180), rng.uniform(0.2, 0.7)
+
+        def ellipse(small: np.ndarray, _scale: float) -> None:
+            sh, sw = small.shape
+            center = (int(c[0] * sw), int(c[1] * sh))
+            cv2.ellipse(small, center, (max(1, int(ax[0] * sw)), max(1, int(ax[1] * sh))), angle, 0, 360, 1.0, -1)
+
+        glare = _smooth_field(rng, h, w, ellipse, rng.uniform(5, 20) / 240) * amount
     tint = _jitter(rng, (1.0, 1.0, 1.0), 0.04) if rng.random() < 0.7 else np.array([1.08, 1.0, 0.9], np.float32)
-    out = img * light[..., None] * tint
-    out = out * (1 - glare[..., None]) + 255.0 * glare[..., None]
+    out = img * (light[..., None] * tint.astype(np.float32))
+    if glare is not None:
+        out = out * (1 - glare[..., None]) + 255.0 * glare[..., None]
     return out
 
 
@@ -210,8 +236,8 @@ def _camera(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
         kernel = cv2.warpAffine(kernel, rot, (k, k))
         img = cv2.filter2D(img, -1, kernel / max(kernel.sum(), 1e-6))
     sigma = rng.choice([1.0, 3.0, 6.0, 10.0], p=[0.3, 0.4, 0.2, 0.1])
-    noise = rng.normal(0, sigma, img.shape[:2]).astype(np.float32)[..., None]  # luminance noise
-    noise = noise + rng.normal(0, sigma * 0.4, img.shape).astype(np.float32)  # chroma noise
+    noise = rng.standard_normal(img.shape[:2], np.float32)[..., None] * sigma  # luminance noise
+    noise = noise + rng.standard_normal(img.shape, np.float32) * np.float32(sigma * 0.4)  # chroma noise
     return np.clip(img + noise, 0, 255).astype(np.uint8)
 
 
@@ -264,6 +290,7 @@ def digit_scene(
     height: int = 240,
     width: int = 320,
     digit_height: float | None = None,
+    style: str = "paper",
 ) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
     """Write `digits` (white-on-black images such as MNIST's 28x28, left to right) as ink on a
     photo-like paper. Returns the uint8 BGR image and one box (x, y, w, h) per digit: the tight
@@ -271,20 +298,59 @@ def digit_scene(
 
     `digit_height` is the height of each 28-px MNIST box in pixels (its ink is about 20/28 of it);
     by default it is drawn so that the digits fit the frame with a margin.
+    `style` "paper" is a phone photo of paper; "screen" is a drawing app's canvas (flat background,
+    light-on-dark or dark-on-light, maybe a screenshot's sharp edges, no camera).
     """
-    img, mask = _surface(rng, height, width)
-    _rules(rng, img, mask)
-    _specks(rng, img, mask)
-
     n = len(digits)
     if digit_height is None:
         most = min(height * 0.9, width * 0.92 / max(n * 0.75, 1.0))
         digit_height = rng.uniform(min(0.22 * height, most * 0.6), most)
+    layer, boxes = _ink_layer(rng, digits, height, width, digit_height)
+
+    if style == "screen":
+        dark = rng.random() < 0.5
+        bg = _jitter(rng, (20, 20, 20) if dark else (250, 250, 250), 6)
+        fg = _jitter(rng, (245, 245, 245) if dark else (15, 15, 15), 8) if rng.random() < 0.8 else _jitter(
+            rng, list(INK_TONES.values())[rng.integers(len(INK_TONES))], 30
+        )
+        img = np.empty((height, width, 3), np.float32)
+        img[:] = bg
+        _blend(img, layer, fg)
+        if rng.random() < 0.3:
+            img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.0))
+        img = np.clip(img, 0, 255).astype(np.uint8)
+        return (_jpeg_roundtrip(rng, img) if rng.random() < 0.5 else img), boxes
+
+    # Paper: keep the digits on the sheet (a few tries), ink only where there is paper.
+    for _ in range(4):
+        img, mask = _surface(rng, height, width)
+        if float((layer * mask).sum()) >= 0.97 * float(layer.sum()):
+            break
+    else:
+        img, mask = _surface_plain(rng, height, width)
+    _rules(rng, img, mask)
+    _specks(rng, img, mask)
     ink_name = rng.choice(list(INK_TONES), p=[0.3, 0.3, 0.1, 0.15, 0.05, 0.03, 0.07])
     ink = _jitter(rng, INK_TONES[ink_name], 10)
     strength = rng.uniform(0.55, 1.0) if ink_name == "pencil" else rng.uniform(0.8, 1.0)
+    _blend(img, layer * mask * strength, ink)
+    img = _lighting(rng, img)
+    img = _camera(rng, img)
+    return _jpeg_roundtrip(rng, img), boxes
 
-    # Lay the digits along a slightly tilted baseline with uneven gaps.
+
+def _surface_plain(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = _jitter(rng, PAPER_TONES["white"], 10)
+    img *= _paper_texture(rng, h, w, 0.01)[..., None]
+    return img, np.ones((h, w), np.float32)
+
+
+def _ink_layer(
+    rng: np.random.Generator, digits: list[np.ndarray], height: int, width: int, digit_height: float
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """The digits' ink coverage (H, W) in [0, 1] laid along a slightly tilted baseline, and their boxes."""
+    n = len(digits)
     step = digit_height * rng.uniform(0.55, 0.85)
     total = step * (n - 1) + digit_height
     x0 = rng.uniform(0, max(1.0, width - total)) if total < width else (width - total) / 2
@@ -305,11 +371,7 @@ def digit_scene(
         x = int(round(x0 + i * step + rng.normal(0, step * 0.05)))
         y = int(round(y_base + slope * (x - x0) + rng.normal(0, digit_height * 0.04)))
         boxes.append(_paste_max(layer, a, x, y))
-    _blend(img, layer * strength, ink)
-
-    img = _lighting(rng, img)
-    img = _camera(rng, img)
-    return _jpeg_roundtrip(rng, img), boxes
+    return layer, boxes
 
 
 def _paste_max(layer: np.ndarray, a: np.ndarray, x: int, y: int) -> tuple[int, int, int, int]:

@@ -1,0 +1,159 @@
+"""Training crops from photo-like scenes, cut by the serving engine itself.
+
+A scene (`training.scenes`) is rendered with known digit boxes, JPEG-encoded like a phone frame, and passed
+through `server.engine.prepare`; each crop the engine returns is labelled by its overlap with the boxes
+where digits were drawn, and crops that overlap no digit are class 10. So training sees what serving sees.
+
+    scene_crops(n, digits, labels, seed)   -> (x (m, 28, 28) float32, y (m,) int64), cached on disk
+    scene_figures(model, n, seed)          -> {"blank_scene_no_digit": ..., "digit_scene_exact": ...}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+NOT_A_DIGIT = 10
+SIZES = [(240, 320), (480, 640), (720, 960), (320, 240), (640, 480)]
+SIZE_WEIGHTS = [0.3, 0.35, 0.15, 0.1, 0.1]
+COUNT_WEIGHTS = {1: 0.45, 2: 0.15, 3: 0.15, 4: 0.15, 5: 0.1}  # digits per scene
+BLANK_SHARE = 0.2  # scenes with no digit at all
+SCREEN_SHARE = 0.15  # drawing-app canvases instead of photos of paper
+
+
+def engine_available() -> bool:
+    try:
+        if importlib.util.find_spec("server.engine") is None:
+            return False
+        return hasattr(importlib.import_module("server.engine"), "prepare")
+    except Exception:  # noqa: BLE001 - a half-written engine must not stop training
+        return False
+
+
+def render(rng: np.random.Generator, digits: np.ndarray, labels: np.ndarray):
+    """One random scene as JPEG/PNG bytes, its digit boxes and their labels."""
+    from training.scenes import blank_scene, digit_scene, encode_jpeg
+
+    h, w = SIZES[rng.choice(len(SIZES), p=SIZE_WEIGHTS)]
+    if rng.random() < BLANK_SHARE:
+        return encode_jpeg(blank_scene(rng, h, w), int(rng.integers(60, 96))), [], []
+    n = int(rng.choice(list(COUNT_WEIGHTS), p=list(COUNT_WEIGHTS.values())))
+    pick = rng.integers(0, len(digits), n)
+    style = "screen" if rng.random() < SCREEN_SHARE else "paper"
+    image, boxes = digit_scene(rng, [digits[i] for i in pick], h, w, style=style)
+    return encode_jpeg(image, int(rng.integers(60, 96))), boxes, [int(labels[i]) for i in pick]
+
+
+def label_crops(crop_boxes, digit_boxes, digit_labels) -> list[int | None]:
+    """For each engine crop: the digit whose box it matches (IoU >= 0.5), class 10 when it touches no digit,
+    None (skip) when it is ambiguous: part of a digit, or several digits merged into one crop."""
+    out: list[int | None] = []
+    for cx, cy, cw, ch in crop_boxes:
+        best_iou, best_label, touched, covered = 0.0, None, 0.0, 0
+        for (dx, dy, dw, dh), lab in zip(digit_boxes, digit_labels, strict=True):
+            if dw == 0 or dh == 0:
+                continue
+            ix = max(0, min(cx + cw, dx + dw) - max(cx, dx))
+            iy = max(0, min(cy + ch, dy + dh) - max(cy, dy))
+            inter = ix * iy
+            iou = inter / (cw * ch + dw * dh - inter)
+            touched = max(touched, inter / max(1, min(cw * ch, dw * dh)))
+            covered += inter >= 0.25 * dw * dh  # this digit is substantially inside the crop
+            if iou > best_iou:
+                best_iou, best_label = iou, lab
+        if best_iou >= 0.5 and covered == 1:
+            out.append(best_label)
+        elif touched < 0.05:
+            out.append(NOT_A_DIGIT)
+        else:
+            out.append(None)
+    return out
+
+
+def _one(args):
+    from server.engine import ImageError, prepare
+
+    seed, index, digits, labels = args
+    rng = np.random.default_rng([seed, index])
+    data, boxes, labs = render(rng, digits, labels)
+    try:
+        prepared = prepare(data)
+    except ImageError:
+        return np.zeros((0, 28, 28), np.float32), np.zeros((0,), np.int64)
+    ys = label_crops(prepared.boxes, boxes, labs)
+    keep = [i for i, y in enumerate(ys) if y is not None]
+    x = prepared.crops[keep, ..., 0] if keep else np.zeros((0, 28, 28), np.float32)
+    return x.astype(np.float32), np.asarray([ys[i] for i in keep], np.int64)
+
+
+def _fingerprint() -> str:
+    """Changes whenever the scene renderer or the engine's preprocessing changes (invalidates the cache)."""
+    root = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256()
+    for rel in ("training/scenes.py", "training/scene_data.py", "server/preprocess.py", "server/decode.py",
+                "server/engine.py"):
+        p = root / rel
+        if p.exists():
+            h.update(p.read_bytes())
+    return h.hexdigest()[:12]
+
+
+def scene_crops(
+    n: int, digits: np.ndarray, labels: np.ndarray, seed: int, cache: Path | None = None, threads: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
+    """Render `n` scenes from `digits` (uint8 white-on-black 28x28) and return the engine's labelled crops."""
+    key = hashlib.sha256(np.ascontiguousarray(digits[:: max(1, len(digits) // 500)]).tobytes()).hexdigest()[:8]
+    path = cache / f"scenes-{seed}-{n}-{len(digits)}-{key}-{_fingerprint()}.npz" if cache else None
+    if path is not None and path.exists():
+        with np.load(path) as f:
+            return f["x"], f["y"]
+    with ThreadPoolExecutor(threads) as pool:
+        parts = list(pool.map(_one, [(seed, i, digits, labels) for i in range(n)], chunksize=16))
+    x = np.concatenate([p[0] for p in parts]) if parts else np.zeros((0, 28, 28), np.float32)
+    y = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0,), np.int64)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(path, x=x, y=y)
+    return x, y
+
+
+def scene_figures(model, n: int = 300, seed: int = 2029) -> dict:
+    """Through the whole engine (prepare, the model, assemble): the share of generated blank scenes read as
+    "no digit", at the sizes tools/evaluate.py uses."""
+    from training.scenes import blank_scene, encode_jpeg
+
+    rng = np.random.default_rng(seed)
+    sizes = [(240, 320), (480, 640), (1200, 1600)]
+    blanks = [encode_jpeg(blank_scene(rng, *sizes[i % 3]), 90) for i in range(n)]
+    reads = read_numbers(model, blanks)
+    return {"blank_scene_no_digit": round(sum(r is None for r in reads) / n, 4)}
+
+
+def read_numbers(model, datas: list[bytes], threads: int = 2) -> list[str | None]:
+    """The number the engine reads from each image with this model (all crops classified in one batch)."""
+    from server.engine import ImageError, assemble, prepare
+
+    def safe(d: bytes):
+        try:
+            return prepare(d)
+        except ImageError:
+            return None
+
+    with ThreadPoolExecutor(threads) as pool:
+        prepared = list(pool.map(safe, datas))
+    crops = [p.crops for p in prepared if p is not None and len(p.crops)]
+    probs = model.predict(np.concatenate(crops), batch_size=256, verbose=0) if crops else np.zeros((0, 11))
+    out: list[str | None] = []
+    offset = 0
+    for p in prepared:
+        if p is None or len(p.crops) == 0:
+            out.append(None)
+            continue
+        out.append(assemble(p, probs[offset : offset + len(p.crops)])["number"])
+        offset += len(p.crops)
+    return out
