@@ -22,12 +22,13 @@ from browser_support import (
 )
 from conftest import SAMPLES, Server, free_port, running_server, sample_label
 from PIL import Image
-from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Playwright, expect, sync_playwright
 
 pytestmark = pytest.mark.browser
 
 CAMERA_SAMPLE = SAMPLES / "4.jpg"  # what the fake camera films
 PHOTO_SAMPLE = SAMPLES / "1.jpg"  # what is sent as a photo: landscape, so a photo on its side shows
+NUMBER_SAMPLE = SAMPLES / "407__multi.jpg"  # several digits, for the layout's screenshots
 TIMEOUT_MS = 30_000
 
 # Records every reading the page shows, in order.
@@ -164,6 +165,20 @@ def test_slideshow_replays_frames_and_photos_in_order(page: Page) -> None:
     thumbs.first.click()
     expect(slide).to_have_attribute("data-seq", seen[0]["seq"])
     expect(slide).to_have_attribute("data-number", seen[0]["number"])
+    swipe(page, page.locator("[data-role=stage]"), -120)
+    expect(slide).to_have_attribute("data-seq", seen[1]["seq"])
+    swipe(page, page.locator("[data-role=stage]"), 120)
+    expect(slide).to_have_attribute("data-seq", seen[0]["seq"])
+
+
+def swipe(page: Page, target: Locator, dx: int) -> None:
+    """A horizontal drag across `target` (pointer events, as a finger's swipe sends them)."""
+    box = target.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + dx, y, steps=5)
+    page.mouse.up()
 
 
 def test_camera_permission_denied_offers_photos(browser: Browser, server: Server) -> None:
@@ -224,7 +239,9 @@ def test_layout_fits_and_controls_are_reachable(browser: Browser, server: Server
     page = open_page(browser, server.url, device_scale_factor=2 if options.get("is_mobile") else 1, **options)
     try:
         page.get_by_role("tab", name="Photo").click()
-        photo_answered(page, PHOTO_SAMPLE)
+        photo_answered(page, NUMBER_SAMPLE)
+        expect(page.get_by_test_id("reading")).to_have_text(sample_label(NUMBER_SAMPLE))
+        expect(page.get_by_test_id("photo-overlay")).to_have_attribute("data-boxes", "3")
         page.get_by_role("button", name="Next slide").click()
         expect(page.get_by_test_id("slide")).to_be_visible()
         screenshot(page, f"browser-{name}")
