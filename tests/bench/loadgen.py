@@ -39,7 +39,8 @@ class Stats:
     sent: int = 0
     answered: int = 0
     skipped: int = 0
-    errors: Counter[str] = field(default_factory=Counter)  # by error code, including failed connections
+    rejected: int = 0  # frames answered with an error
+    errors: Counter[str] = field(default_factory=Counter)  # by error code (frame or not), and failed connections
     missing: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     history_bytes: list[int] = field(default_factory=list)  # what each session's history held at the end
@@ -47,14 +48,15 @@ class Stats:
     def summary(self, seconds: float) -> dict[str, Any]:
         lat = np.array(self.latencies_ms or [np.nan])
         return {
-            "sent": self.sent, "answered": self.answered, "skipped": self.skipped, "errors": dict(self.errors),
+            "sent": self.sent, "answered": self.answered, "skipped": self.skipped, "rejected": self.rejected,
+            "errors": dict(self.errors),
             "missing": self.missing, "throughput_fps": round(self.answered / seconds, 2),
             **{f"latency_p{q}_ms": round(float(np.percentile(lat, q)), 2) for q in (50, 95, 99)},
             "history_bytes_mean": round(float(np.mean(self.history_bytes)), 0) if self.history_bytes else None,
         }
 
 
-class _Tracker:
+class Tracker:
     """Frames of one connection still waiting for an answer, resolved by the receiving task."""
 
     def __init__(self, stats: Stats) -> None:
@@ -73,10 +75,20 @@ class _Tracker:
                 self.stats.skipped += self.pending.pop(frame, None) is not None
         elif kind == "error":
             self.stats.errors[message["code"]] += 1
-            self.pending.pop(message["frame"], None)
+            self.stats.rejected += self.pending.pop(message["frame"], None) is not None
         elif kind == "history":
             self.history_bytes = message["bytes"]
         self.changed.set()
+
+    async def send(self, client: Client, data: bytes, frame: int, kind: int = LIVE) -> None:
+        self.pending[frame] = time.monotonic()
+        self.stats.sent += 1
+        await client.send_image(data, frame, kind)
+
+    def give_up(self) -> None:
+        """Count what is still pending as missing."""
+        self.stats.missing += len(self.pending)
+        self.pending.clear()
 
     async def until(self, done: Callable[[], bool], timeout: float = GRACE_S) -> None:
         """Wait until `done()` (checked after each message) or `timeout`."""
@@ -89,7 +101,7 @@ class _Tracker:
                 break
 
 
-async def _receive(client: Client, tracker: _Tracker) -> None:
+async def receive(client: Client, tracker: Tracker) -> None:
     async for raw in client.ws:
         if isinstance(raw, str):  # binary messages are replayed slide images; the load never asks for them
             tracker.on_message(json.loads(raw))
@@ -99,14 +111,14 @@ async def stream(url: str, frames: list[bytes], fps: float, seconds: float, stat
                  start_delay: float = 0.0, history: bool = False, session: str | None = None) -> str | None:
     """One client: send `frames` round-robin for `seconds`, then wait for the answers; returns its session."""
     await asyncio.sleep(start_delay)
+    tracker = Tracker(stats)
     try:
         async with Client.connect(url, session=session) as client:
-            tracker = _Tracker(stats)
-            receiver = asyncio.create_task(_receive(client, tracker))
+            receiver = asyncio.create_task(receive(client, tracker))
             try:
                 await _send_loop(client, tracker, frames, fps, seconds, kind)
                 await tracker.until(lambda: not tracker.pending)
-                stats.missing += len(tracker.pending)
+                tracker.give_up()
                 if history:
                     await client.send_json({"type": "history"})
                     await tracker.until(lambda: tracker.history_bytes is not None)
@@ -116,10 +128,11 @@ async def stream(url: str, frames: list[bytes], fps: float, seconds: float, stat
             return client.session
     except (OSError, TimeoutError, websockets.WebSocketException) as error:
         stats.errors[f"connection: {type(error).__name__}"] += 1
+        tracker.give_up()
         return None
 
 
-async def _send_loop(client: Client, tracker: _Tracker, frames: list[bytes], fps: float, seconds: float,
+async def _send_loop(client: Client, tracker: Tracker, frames: list[bytes], fps: float, seconds: float,
                      kind: int) -> None:
     start = time.monotonic()
     frame = 0
@@ -129,9 +142,7 @@ async def _send_loop(client: Client, tracker: _Tracker, frames: list[bytes], fps
             await asyncio.sleep(max(0.0, start + frame / fps - time.monotonic()))
         else:
             await tracker.until(lambda: not tracker.pending)
-        tracker.pending[frame] = time.monotonic()
-        tracker.stats.sent += 1
-        await client.send_image(frames[frame % len(frames)], frame, kind)
+        await tracker.send(client, frames[frame % len(frames)], frame, kind)
         frame += 1
 
 
