@@ -192,6 +192,12 @@ def test_camera_permission_denied_offers_photos(browser: Browser, server: Server
         page.get_by_role("button", name="Use a photo instead").click()
         photo_answered(page, PHOTO_SAMPLE)
         expect(page.get_by_test_id("reading")).to_have_text(sample_label(PHOTO_SAMPLE))
+        # A file the server cannot read: its error is shown beside the photo, and the page carries on.
+        broken = {"name": "broken.png", "mimeType": "image/png", "buffer": b"not a picture at all"}
+        page.get_by_test_id("photo-input").set_input_files(files=[broken])
+        expect(page.get_by_test_id("photo-problem")).to_contain_text("image")
+        photo_answered(page, PHOTO_SAMPLE)
+        expect(page.get_by_test_id("photo-problem")).to_be_hidden()
     finally:
         page.context.close()
 

@@ -88,8 +88,7 @@ connection.addEventListener("error", ({ detail: error }) => {
     return;
   }
   if (photos.answered(error.frame)) {
-    showProblem(ui.photoProblem, error.message);
-    ui.photoStatus.textContent = "";
+    photoFailed(`That picture could not be read: ${error.message}.`);
     return;
   }
   live.answered(error.frame, false);
@@ -176,9 +175,17 @@ async function submitPhoto(file) {
     showPhoto(blob);
     if (!connection.open) ui.photoStatus.textContent = "Waiting for the server…";
   } catch {
-    ui.photoStatus.textContent = "";
-    showProblem(ui.photoProblem, "This browser could not open that picture. Try a JPEG or PNG.");
+    photoFailed("This browser could not open that picture. Try a JPEG or PNG.");
   }
+}
+
+function photoFailed(message) {
+  ui.photoFrame.hidden = true;
+  ui.photoPlaceholder.hidden = false;
+  ui.photoFrame.dataset.state = "failed";
+  ui.photoStatus.textContent = "";
+  ui.photoProblem.textContent = message;
+  ui.photoProblem.hidden = false;
 }
 
 function showPhoto(blob) {
@@ -227,11 +234,6 @@ for (const tab of tabs) {
 
 document.addEventListener("keydown", (event) => slideshow.handleKey(event));
 $("[data-role=retry]").addEventListener("click", () => connection.connectNow());
-
-function showProblem(element, message) {
-  element.textContent = message;
-  element.hidden = false;
-}
 
 let toastTimer = 0;
 
