@@ -3,7 +3,7 @@
 import { clearBoxes, drawBoxes } from "./draw.js";
 import { cameraSupport, LiveCamera } from "./live.js";
 import { PhotoSender } from "./photo.js";
-import { Connection } from "./protocol.js";
+import { Connection, PROTOCOL } from "./protocol.js";
 import { ReadingPanel, Steady } from "./reading.js";
 import { Slideshow } from "./slideshow.js";
 
@@ -60,8 +60,8 @@ function bannerText({ state, retryInMs, reason }) {
 }
 
 connection.addEventListener("hello", ({ detail }) => {
-  if (everConnected && !detail.resumed) toast("Reconnected. The server started a new session, so the slideshow starts afresh.");
-  else if (everConnected) toast("Reconnected.");
+  if (detail.protocol !== PROTOCOL) toast("The server was updated: reload this page to keep up with it.");
+  else if (everConnected) toast(detail.resumed ? "Reconnected." : "Reconnected to a new session: a fresh slideshow.");
   everConnected = true;
   connection.control({ type: "history" });
 });
@@ -83,12 +83,12 @@ connection.addEventListener("skipped", ({ detail }) => {
 
 connection.addEventListener("error", ({ detail: error }) => {
   sentImages.delete(error.frame);
-  if (error.code === "rate_limited") {
-    live.rateLimited(error.frame);
-    return;
-  }
   if (photos.answered(error.frame)) {
     photoFailed(`That picture could not be read: ${error.message}.`);
+    return;
+  }
+  if (error.code === "rate_limited") {
+    live.rateLimited(error.frame);
     return;
   }
   live.answered(error.frame, false);

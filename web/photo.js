@@ -6,13 +6,12 @@
 // 12-megapixel phone photo then costs ~0.5 MB instead of 4-8 MB, and digits stay far larger than the
 // 28 px the classifier needs. Boxes always refer to the image that was sent, which is what is shown.
 
-import { KIND } from "./protocol.js";
+import { HEADER_BYTES, KIND } from "./protocol.js";
 
 const SERVER_FORMATS = ["image/jpeg", "image/png", "image/webp", "image/gif", "image/bmp"];
 const SEND_AS_IS_BYTES = 2 * 2 ** 20;
 const LONGEST_SIDE = 2048;
 const JPEG_QUALITY = 0.9;
-const HEADER_BYTES = 5;
 
 /** The bytes to send for `file`, as a Blob (the file itself, or a scaled JPEG). */
 export async function photoBlob(file, maxMessageBytes = Infinity) {

@@ -3,15 +3,15 @@
 
 export const PROTOCOL = 1;
 export const KIND = { live: 1, photo: 2, slide: 3 };
-const HEADER_BYTES = 5;
+export const HEADER_BYTES = 5;
 const TOKEN_KEY = "digits.session";
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
 // A phone that loses its network may never see the socket close: ping, and give up on silence.
 const PING_EVERY_MS = 15000;
 const SILENCE_MS = 40000;
-// Close codes after which retrying at once is pointless (docs/protocol.md, "Close codes").
+// What the close codes of docs/protocol.md mean to a user; the page retries after each of them.
 const CLOSE_REASONS = {
-  1008: "The server refused this page's origin.",
+  1008: "The server refused this connection.",
   1009: "The last image was too large for the server.",
   1013: "The server is busy.",
   1001: "The server is restarting.",
@@ -159,10 +159,6 @@ export class Connection extends EventTarget {
     this.pendingSlide = null;
     clearInterval(this.pingTimer);
     const reason = CLOSE_REASONS[code] ?? "Connection lost.";
-    if (code === 1008) {
-      this.setState("offline", 0, reason);
-      return;
-    }
     if (!navigator.onLine) {
       this.setState("offline", 0, "This device is offline.");
       return;

@@ -82,7 +82,11 @@ export class Slideshow {
   }
 
   showSlide(slide, blob) {
-    const entry = this.entries.get(slide.seq) ?? this.remember({ ...slide, number: slide.result.number }, blob);
+    let entry = this.entries.get(slide.seq);
+    if (!entry) {
+      entry = this.remember({ ...slide, number: slide.result.number }, blob);
+      this.reorder();
+    }
     if (!entry.url) {
       entry.url = URL.createObjectURL(blob);
       setThumbImage(entry.thumb, entry.url);
@@ -99,7 +103,9 @@ export class Slideshow {
     const reading = number ? `read ${number}` : slide.result.reason || "no digits";
     this.caption.textContent = `${what} ${slide.index + 1} of ${slide.count} · ${reading}`;
     for (const thumb of this.strip.children) thumb.setAttribute("aria-current", String(thumb === entry.thumb));
-    entry.thumb.scrollIntoView({ block: "nearest", inline: "nearest" });
+    // Centre the thumbnail in the strip without scrolling the page away from what the user watches.
+    const thumb = entry.thumb;
+    this.strip.scrollTo({ left: thumb.offsetLeft - (this.strip.clientWidth - thumb.offsetWidth) / 2 });
     this.refreshControls();
   }
 
@@ -207,7 +213,8 @@ function thumbnail(frame, url) {
   button.dataset.kind = frame.kind;
   const number = frame.number ?? "";
   button.dataset.number = number;
-  button.setAttribute("aria-label", `${frame.kind === "photo" ? "Photo" : "Frame"} ${frame.seq}: ${number || "no digits"}`);
+  const what = frame.kind === "photo" ? "Photo" : "Frame";
+  button.setAttribute("aria-label", `${what} ${frame.seq}: ${number || "no digits"}`);
   const label = document.createElement("span");
   label.className = "thumb-number";
   label.textContent = number || "–";
