@@ -44,6 +44,7 @@ class State:
     async def drain(self) -> None:
         """Stop taking connections, answer what is in flight, close every socket with 1001."""
         self.closing = True
+        log.info("shutting down: answering what %d connections have in flight", len(self.connections))
         await asyncio.gather(*(c.drain() for c in list(self.connections)), return_exceptions=True)
 
 
@@ -69,6 +70,7 @@ def create_app(config: Config) -> Quart:
     async def stop_batcher() -> None:
         if state.batcher is not None:
             await state.batcher.close()
+        log.info("stopped")
 
     @app.after_request
     async def security_headers(response: Response) -> Response:

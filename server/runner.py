@@ -65,13 +65,13 @@ def serve(config: Config, sockets: Sockets | None = None) -> None:
 
 
 async def _serve(config: Config, sockets: Sockets | None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):  # first: a signal while TensorFlow loads must not kill us
+        loop.add_signal_handler(sig, stop.set)
     from .app import create_app  # here, so that the parent of several workers never loads TensorFlow
 
     app = create_app(config)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
 
     async def shutdown_trigger() -> None:
         await stop.wait()
