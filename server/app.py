@@ -38,6 +38,7 @@ class State:
     metrics: Metrics = field(default_factory=Metrics)
     batcher: Batcher | None = None
     sessions: SessionStore | None = None
+    watcher: asyncio.Task[None] | None = None
     connections: set[Connection] = field(default_factory=set)
     closing: bool = False
 
@@ -64,10 +65,13 @@ def create_app(config: Config) -> Quart:
                                 batch_wait_ms=config.batch_wait_ms, threads=config.threads,
                                 max_pixels=config.max_pixels, fault_marker=config.fault_marker.encode())
         state.batcher.start()
+        state.watcher = asyncio.create_task(_watch_loop_lag(state.metrics))
         state.sessions = SessionStore(config.resume_grace_s, config.history_frames, config.history_bytes)
 
     @app.after_serving
     async def stop_batcher() -> None:
+        if state.watcher is not None:
+            state.watcher.cancel()
         if state.batcher is not None:
             await state.batcher.close()
         log.info("stopped")
@@ -144,6 +148,15 @@ def create_app(config: Config) -> Quart:
             state.sessions.detach(session)
 
     return app
+
+
+async def _watch_loop_lag(metrics: Metrics, period: float = 0.25) -> None:
+    """A starved event loop delays every socket; measure by how much a short sleep oversleeps."""
+    loop = asyncio.get_running_loop()
+    while True:
+        start = loop.time()
+        await asyncio.sleep(period)
+        metrics.loop_lag.observe(max(0.0, loop.time() - start - period))
 
 
 def _refusal(state: State, origin: str | None, host: str | None, allowed: frozenset[str]) -> tuple[int, str] | None:

@@ -111,6 +111,8 @@ class Metrics:
         self.batch_size = Histogram("digits_batch_size", "images per batch", (1, 2, 4, 8, 16, 32, 64, 128))
         self.queue_wait = Histogram("digits_queue_wait_seconds", "from receipt to batch start", _LATENCY_BUCKETS)
         self.inference = Histogram("digits_inference_seconds", "model time per batch", _LATENCY_BUCKETS)
+        self.loop_lag = Histogram("digits_event_loop_lag_seconds", "how late the event loop wakes up (GIL, busy loop)",
+                                  _LATENCY_BUCKETS)
 
     def render(self) -> str:
         lines: list[str] = []
