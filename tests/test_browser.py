@@ -100,8 +100,7 @@ def test_live_camera_reads_the_digit_and_draws_boxes(page: Page) -> None:
     page.get_by_role("button", name="Start camera").click()
     expect(page.get_by_test_id("reading")).to_have_text(sample_label(CAMERA_SAMPLE), timeout=TIMEOUT_MS)
     # Twenty more answered frames of the same picture leave the reading as it is: no flicker.
-    thumbs = page.locator("[data-role=strip] [data-seq]")
-    expect(thumbs.nth(min(thumbs.count() + 20, 100))).to_be_attached(timeout=TIMEOUT_MS)
+    wait_for_more_frames(page, 20)
     assert [r for r in page.evaluate("window.readingsSeen") if r] == [sample_label(CAMERA_SAMPLE)]
     overlay = page.get_by_test_id("live-overlay")
     expect(overlay).not_to_have_attribute("data-boxes", "0")
@@ -113,6 +112,22 @@ def test_live_camera_reads_the_digit_and_draws_boxes(page: Page) -> None:
     frames = sent_images(page, kind=1)
     assert frames, "no binary live frames went over the socket"
     assert frames[0][5:7] == b"\xff\xd8", "a live frame is not a JPEG after the 5-byte header"
+
+    # The slideshow replays while the camera goes on reading.
+    play = page.locator("[data-action=play]")
+    play.click()
+    expect(page.get_by_test_id("slide")).to_have_attribute("data-number", sample_label(CAMERA_SAMPLE))
+    wait_for_more_frames(page, 5)
+    expect(play).to_have_attribute("aria-pressed", "true")
+    play.click()
+    expect(play).to_have_attribute("aria-pressed", "false")
+    expect(page.get_by_test_id("reading")).to_have_text(sample_label(CAMERA_SAMPLE))
+
+
+def wait_for_more_frames(page: Page, count: int) -> None:
+    """Wait until `count` more images than now are answered (the strip's newest seq grows by as much)."""
+    newest = "() => Number(document.querySelector('[data-role=strip]').lastElementChild?.dataset.seq ?? -1)"
+    page.wait_for_function(f"n => ({newest})() >= n", arg=page.evaluate(newest) + count, timeout=TIMEOUT_MS)
 
 
 def test_photo_mode_reads_photos_and_honours_exif(page: Page, tmp_path: Path) -> None:
@@ -149,6 +164,8 @@ def test_slideshow_replays_frames_and_photos_in_order(page: Page) -> None:
     assert {t["kind"] for t in strip} == {"live", "photo"}
 
     page.evaluate(WATCH_SLIDES_JS)
+    thumbs.first.click()  # from the first slide on
+    expect(page.get_by_test_id("slide")).to_have_attribute("data-seq", strip[0]["seq"])
     page.get_by_label("Slideshow speed").select_option("10")
     play = page.locator("[data-action=play]")
     play.click()
