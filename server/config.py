@@ -45,6 +45,7 @@ class Config:
     max_connections: int = _opt(200, "WebSocket connections per worker")
     ping_interval_s: float = _opt(20.0, "WebSocket ping interval (0 turns pings off)")
     max_queued_photos: int = _opt(16, "photos per connection waiting for a result; more are refused")
+    max_queued_bytes: int = _opt(32 * 2**20, "bytes of the photos waiting per connection (one photo always fits)")
     drain_timeout_s: float = _opt(10.0, "on SIGTERM, longest wait for in-flight frames before closing sockets")
     # Testing
     fault_marker: str = _opt("", "test hook: images containing these bytes make the model fail (empty = off)")

@@ -2,8 +2,8 @@
 
 Quart queues every incoming message without bound, so the reader takes each message at once and decides
 on the spot: live frames keep only the newest pending one (older ones are reported `skipped`), photos
-queue up to `max_queued_photos`, control messages are answered. Everything outgoing goes through one
-outbox drained by the writer task, so the order of messages is the order they were produced.
+queue up to `max_queued_photos` / `max_queued_bytes`, control messages are answered. Everything outgoing
+goes through one outbox drained by the writer task, so messages leave in the order they were produced.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ class Connection:
         self._live: asyncio.Task[None] | None = None
         self._live_next: tuple[ImageMessage, float] | None = None
         self._photos: set[asyncio.Task[None]] = set()
+        self._photo_bytes = 0
         self._replay: asyncio.Task[None] | None = None
 
     async def run(self, resumed: bool) -> None:
@@ -143,9 +144,10 @@ class Connection:
     def _on_image(self, image: ImageMessage, received: float) -> None:
         self.state.metrics.received.inc(kind=image.kind_name)
         if image.kind == protocol.KIND_PHOTO:
-            if len(self._photos) >= self.config.max_queued_photos:
-                raise ProtocolError("rate_limited", f"{len(self._photos)} photos are already waiting for their "
-                                                    "results; send the next one after a result", image.frame)
+            if self._photos and (len(self._photos) >= self.config.max_queued_photos
+                                 or self._photo_bytes + len(image.data) > self.config.max_queued_bytes):
+                raise ProtocolError("rate_limited", f"{len(self._photos)} photos ({self._photo_bytes} bytes) are "
+                                                    "already waiting; send the next one after a result", image.frame)
             self._spawn_photo(image, received)
         elif not self.rate.allow():
             raise ProtocolError("rate_limited", f"live frames over {self.config.max_fps:g} per second are not "
@@ -167,7 +169,13 @@ class Connection:
         return task
 
     def _spawn_photo(self, image: ImageMessage, received: float) -> None:
-        self._photos.add(self._spawn(self._recognize(image, received), self._photos.discard))
+        self._photo_bytes += len(image.data)
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._photos.discard(task)
+            self._photo_bytes -= len(image.data)
+
+        self._photos.add(self._spawn(self._recognize(image, received), done))
 
     def _live_done(self, _: asyncio.Task[None]) -> None:
         self._live = None

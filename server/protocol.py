@@ -26,6 +26,7 @@ CLOSE_TOO_BIG = 1009
 CLOSE_TRY_LATER = 1013
 
 MIN_SPEED, MAX_SPEED = 0.1, 20.0
+MAX_CONTROL_CHARS = 4096  # control messages are tiny; no need to parse megabytes of JSON on the event loop
 
 
 class ProtocolError(ValueError):
@@ -61,6 +62,8 @@ def parse_image(message: bytes) -> ImageMessage:
 
 def parse_control(text: str) -> dict[str, Any]:
     """Validate a JSON control message; the returned dict has its defaults filled in."""
+    if len(text) > MAX_CONTROL_CHARS:
+        raise ProtocolError("bad_message", f"control messages have at most {MAX_CONTROL_CHARS} characters")
     try:
         message = json.loads(text)
     except ValueError:

@@ -224,6 +224,7 @@ def test_reconnect_with_the_token_restores_the_history(server: Server) -> None:
         ('{"type": "dance"}', "bad_message"),
         ('{"type": "replay", "mode": "realtime", "speed": 500}', "bad_message"),
         ('{"type": "replay", "mode": "step"}', "bad_message"),
+        ('{"type": "ping", "padding": "' + "x" * 5000 + '"}', "bad_message"),
         (b"\x01\x00\x00", "bad_message"),
         (b"\x07\x00\x00\x00\x05" + SMALL, "bad_message"),
         (b"\x01\x00\x00\x00\x05", "bad_image"),

@@ -31,7 +31,8 @@ LIMITS = {
     "max_connections": 3,
     "history_frames": 3,
     "history_bytes": 20_000,
-    "max_queued_photos": 2,
+    "max_queued_photos": 3,
+    "max_queued_bytes": 30_000,
     "allowed_origins": "http://allowed.example",
     "fault_marker": FAULT.decode(),
 }
@@ -128,18 +129,19 @@ def test_live_frames_over_max_fps_are_refused_without_disconnecting(limited: Ser
     assert later["frame"] == 100
 
 
-def test_photos_beyond_the_queue_are_refused_not_dropped(limited: Server) -> None:
-    count = 6
+@pytest.mark.parametrize(("photo", "queued"), [(SMALL, 3), (FOUR, 2)], ids=["by count", "by bytes"])
+def test_photos_beyond_the_queue_are_refused_not_dropped(limited: Server, photo: bytes, queued: int) -> None:
+    count = 8
 
     async def main() -> list:
         async with Client.connect(limited.ws_url) as client:
             for frame in range(count):
-                await client.send_image(FOUR, frame, PHOTO)
+                await client.send_image(photo, frame, PHOTO)
             return await client.until(lambda ms: len(answered_frames(ms)) == count)
 
     outcome = answered_frames(asyncio.run(main()))
     assert set(outcome.values()) == {"result", "rate_limited"}
-    assert outcome[0] == outcome[1] == "result"
+    assert [outcome[frame] for frame in range(queued)] == ["result"] * queued  # the first ones always fit
 
 
 def test_history_is_bounded_by_frames(limited: Server) -> None:
