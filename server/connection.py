@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +66,9 @@ class Connection:
         writer = asyncio.create_task(self._write())
         try:
             await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+            if reader.done() and reader.exception() is not None and not self._close_requested:
+                log.error("connection failed", exc_info=reader.exception())
+                await self.ws.close(protocol.CLOSE_INTERNAL, "internal error")
         finally:
             for task in (reader, writer, self._live, self._replay, *self._photos):
                 if task is not None:
@@ -163,7 +166,8 @@ class Connection:
         self.state.metrics.skipped.inc()
         self.send(protocol.skipped([frame]))
 
-    def _spawn(self, coro: Coroutine[Any, Any, None], done: Any) -> asyncio.Task[None]:
+    @staticmethod
+    def _spawn(coro: Coroutine[Any, Any, None], done: Callable[[asyncio.Task[None]], object]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
         task.add_done_callback(done)
         return task

@@ -1,0 +1,113 @@
+"""The server's pure parts without a server: protocol parsing, history bounds, sessions, limits, metrics text."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+
+from server import protocol
+from server.history import History
+from server.limits import RateLimiter, origin_allowed, parse_origins
+from server.metrics import Metrics
+from server.protocol import ProtocolError
+from server.sessions import SessionStore
+
+RESULT = {"number": "4", "reason": None, "digits": [], "width": 10, "height": 10}
+
+
+def test_image_header_round_trip() -> None:
+    image = protocol.parse_image(b"\x02\x00\x00\x01\x00JPEG")
+    assert (image.kind, image.kind_name, image.frame, image.data) == (2, "photo", 256, b"JPEG")
+    assert protocol.slide_image(7, b"PNG") == b"\x03\x00\x00\x00\x07PNG"
+    with pytest.raises(ProtocolError, match="5-byte header"):
+        protocol.parse_image(b"\x01\x00")
+    with pytest.raises(ProtocolError) as unknown:
+        protocol.parse_image(b"\x03\x00\x00\x00\x09data")  # slides go to clients, never come from them
+    assert unknown.value.frame == 9
+
+
+def test_control_messages_get_defaults_and_are_validated() -> None:
+    assert protocol.parse_control('{"type": "replay"}') == {"type": "replay", "mode": "realtime", "speed": 1.0,
+                                                            "from": 0}
+    assert protocol.parse_control('{"type": "replay", "mode": "step", "seq": 3}')["seq"] == 3
+    assert protocol.parse_control('{"type": "ping", "extra": 1}') == {"type": "ping"}
+    for bad in ('{"type": "replay", "speed": 0}', '{"type": "replay", "speed": true}',
+                '{"type": "replay", "from": -1}', '{"type": "replay", "mode": "step", "seq": "3"}',
+                '{"type": "replay", "mode": "backwards"}', '{"no": "type"}', "null", "[]", "{"):
+        with pytest.raises(ProtocolError) as error:
+            protocol.parse_control(bad)
+        assert error.value.code == "bad_message", bad
+
+
+def test_history_drops_oldest_first_by_count_and_by_bytes() -> None:
+    history = History(max_frames=3, max_bytes=100)
+    drops = [history.add(frame, "live", frame / 10, b"x" * 30, RESULT)[1] for frame in range(5)]
+    assert drops == [[], [], [], [0], [1]]
+    seq, dropped = history.add(5, "photo", 1.0, b"y" * 60, RESULT)
+    assert (seq, dropped) == (5, [2, 3])
+    assert [e.seq for e in history.since(0)] == [4, 5] and history.bytes == 90 and history.dropped == 4
+    seq, dropped = history.add(6, "photo", 2.0, b"z" * 101, RESULT)  # larger than the whole budget
+    assert (seq, dropped) == (6, [4, 5, 6]) and len(history) == 0 and history.bytes == 0
+    assert history.add(7, "live", 3.0, b"", RESULT)[0] == 7  # seqs are never reused
+
+
+def test_history_listing_and_slides() -> None:
+    history = History(max_frames=10, max_bytes=1000)
+    history.add(42, "live", 1.23456, b"abc", RESULT)
+    assert history.listing() == {"type": "history", "dropped": 0, "bytes": 3,
+                                 "frames": [{"seq": 0, "frame": 42, "kind": "live", "t": 1.235, "number": "4",
+                                             "bytes": 3}]}
+    entry = history.get(0)
+    assert entry is not None and entry.slide(0, 1)["result"] == RESULT and history.get(1) is None
+
+
+def test_sessions_resume_only_when_detached_and_expire() -> None:
+    async def main() -> None:
+        store = SessionStore(grace_s=0.05, history_frames=5, history_bytes=100)
+        first, resumed = store.open(None)
+        assert not resumed
+        busy, resumed = store.open(first.token)  # still attached: a second tab gets its own session
+        assert not resumed and busy.token != first.token
+        store.detach(first)
+        again, resumed = store.open(first.token)
+        assert resumed and again is first
+        store.detach(first)
+        await asyncio.sleep(0.2)
+        expired, resumed = store.open(first.token)
+        assert not resumed and expired is not first
+
+    asyncio.run(main())
+
+
+def test_rate_limiter_allows_a_burst_of_one_second_then_the_rate() -> None:
+    limiter = RateLimiter(5)
+    assert [limiter.allow() for _ in range(7)] == [True] * 5 + [False] * 2
+    assert all(RateLimiter(0).allow() for _ in range(100))
+
+
+def test_origin_rules() -> None:
+    allowed = parse_origins("https://Example.org/, http://other:8080")
+    assert origin_allowed(None, "host:5000", allowed)
+    assert origin_allowed("http://host:5000", "host:5000", allowed)
+    assert origin_allowed("https://example.org", "host:5000", allowed)
+    assert not origin_allowed("http://host:5001", "host:5000", allowed)
+    assert not origin_allowed("null", "host:5000", allowed)
+    assert not origin_allowed("http://evil.example", None, allowed)
+    assert origin_allowed("http://evil.example", "host", parse_origins("*"))
+
+
+def test_metrics_text_exposition() -> None:
+    metrics = Metrics()
+    metrics.errors.inc(code="bad_image")
+    metrics.batch_size.observe(3)
+    metrics.batch_size.observe(40)
+    text = metrics.render()
+    assert 'digits_errors_total{code="bad_image"} 1.0' in text
+    assert 'digits_batch_size_bucket{le="4.0"} 1' in text and 'digits_batch_size_bucket{le="+Inf"} 2' in text
+    assert "digits_batch_size_sum 43.0" in text and "digits_batch_size_count 2" in text
+    assert "digits_frames_skipped_total 0.0" in text
+    sample = re.compile(r'^[a-z_]+(\{[a-z]+="[^"]*"\})? [-+0-9.eInf]+$')
+    for line in text.splitlines():
+        assert line.startswith("# HELP ") or line.startswith("# TYPE ") or sample.match(line), line
