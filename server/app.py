@@ -91,14 +91,14 @@ def create_app(config: Config) -> Quart:
         return {"error": "internal server error"}, 500
 
     @app.get("/")
-    async def index() -> Response:
+    async def index() -> Response | tuple[dict[str, str], int]:
         return await static_file("index.html")
 
     @app.get("/<path:path>")
-    async def static_file(path: str) -> Response:
+    async def static_file(path: str) -> Response | tuple[dict[str, str], int]:
         target = _web_file(web, path)
         if target is None:
-            return Response('{"error": "not found"}', 404, content_type="application/json")
+            return {"error": "not found"}, 404
         return await send_file(target)
 
     @app.get("/healthz")
@@ -117,6 +117,7 @@ def create_app(config: Config) -> Quart:
             data = upload.read() if upload is not None else b""
         else:
             data = await request.get_data(cache=False)
+        state.metrics.received.inc(kind="http")
         if not data:
             return {"error": "send an image as the request body or as the multipart form field \"image\""}, 400
         try:
