@@ -98,7 +98,7 @@ def _draft(image: Image.Image) -> Image.Image:
         width, height = image.size
         scale = max(1.0, max(width, height) / WORK_MIN_SIDE)
         mode = "L" if image.mode in ("L", "RGB", "YCbCr") else image.mode
-        image.draft(mode, (int(width / scale), int(height / scale)))
+        image.draft(mode, (max(1, int(width / scale)), max(1, int(height / scale))))  # a 40000x1 strip: not 0
     return image
 
 
