@@ -112,15 +112,15 @@ def noise_field(rng: np.random.Generator) -> np.ndarray:
 
 
 def grid(rng: np.random.Generator) -> np.ndarray:
-    """Crossing ruled/squared lines, a margin meeting a ruled line."""
+    """A patch of squared or ruled paper: at least two lines each way (a lone "+" could be an open 4)."""
     c = _canvas()
-    step = int(rng.integers(10, 30))
+    step = int(rng.integers(10, 22))
     t = int(rng.integers(1, 3))
-    off = int(rng.integers(0, step))
+    off = int(rng.integers(0, step // 2))
     for y in range(off, CANVAS, step):
         cv2.line(c, (0, y), (CANVAS - 1, y + int(rng.integers(-3, 4))), 1.0, t, cv2.LINE_AA)
-    if rng.random() < 0.6:
-        for x in range(off, CANVAS, step if rng.random() < 0.7 else CANVAS):
+    if rng.random() < 0.7:
+        for x in range(off, CANVAS, step):
             cv2.line(c, (x, 0), (x + int(rng.integers(-3, 4)), CANVAS - 1), 1.0, t, cv2.LINE_AA)
     return c
 

@@ -106,7 +106,7 @@ def _rules(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray) -> None:
     color = _jitter(rng, [(200, 160, 120), (180, 180, 180), (210, 170, 150), (160, 160, 200)][rng.integers(4)], 10)
     spacing = rng.uniform(12, 40) * (h / 240)
     angle = np.deg2rad(rng.uniform(-8, 8))
-    thick = 1 if rng.random() < 0.8 else 2
+    thick = max(1, round((1 if rng.random() < 0.8 else 2) * h / 400))
     # Draw on a rotated grid by drawing long lines through the frame.
     diag = int(np.hypot(h, w)) + 2
     c, s = np.cos(angle), np.sin(angle)
@@ -157,7 +157,7 @@ def _specks(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray) -> None
     layer = np.zeros((h, w), np.float32)
     for _ in range(n):
         x, y = int(rng.uniform(0, w)), int(rng.uniform(0, h))
-        r = max(1, int(rng.exponential(1.0)))
+        r = max(1, int(rng.exponential(1.0) * h / 240))
         cv2.circle(layer, (x, y), r, float(rng.uniform(0.2, 0.8)), -1, cv2.LINE_AA)
     _blend(img, layer, _jitter(rng, (50, 50, 55), 15))
 

@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
-from training import augment, negatives, scene_data  # noqa: E402
+from training import augment, negatives, scene_data, strokes  # noqa: E402
 
 NUM_CLASSES = 11
 NOT_A_DIGIT = 10
@@ -44,8 +44,12 @@ parser.add_argument("--seed", type=int, default=1234)
 parser.add_argument("--limit", type=int, default=0, help="use only N training images (smoke run)")
 parser.add_argument("--scenes", type=int, default=6000, help="photo-like scenes through the engine (0: none)")
 parser.add_argument("--negatives", type=float, default=0.15, help="generated negatives, as a fraction of digits")
+parser.add_argument("--strokes", type=float, default=0.12, help="synthetic stroke digits, as a fraction of digits")
 parser.add_argument("--lr", type=float, default=2e-3)
-parser.add_argument("--report-dir", default="", help="write training_curves.png and confusion_matrix.png here")
+parser.add_argument(
+    "--report-dir", default=None, help="where to write training_curves.png, confusion_matrix.png, figures.json "
+    "(default: the folder of --out; '' for none)"
+)
 parser.add_argument("--cache", default="training/out", help="folder for cached scene crops")
 parser.add_argument("--no-bench", action="store_true", help="skip the per-digit timing at the end")
 parser.add_argument("--quick-eval", action="store_true", help="skip the blank scenes in the final evaluation")
@@ -53,7 +57,8 @@ parser.add_argument("--quick-eval", action="store_true", help="skip the blank sc
 
 def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
-    keras.utils.set_random_seed(args.seed)
+    keras.utils.set_random_seed(args.seed)  # Python, NumPy and TensorFlow
+    tf.config.experimental.enable_op_determinism()
     rng = np.random.default_rng(args.seed)
     started = time.time()
     print(f"seed {args.seed}, TensorFlow {tf.__version__}, Keras {keras.__version__}")
@@ -76,10 +81,21 @@ def main(argv: list[str] | None = None) -> dict:
         val_x, val_y = val_x[: max(100, args.limit // 5)], val_y[: max(100, args.limit // 5)]
     print(f"digits: {len(train_x)} train, {len(val_x)} validation (MNIST + USPS)")
 
+    # Synthetic digits from stroke templates: flagged 1s, crossed 7s, open 4s... (training/strokes.py).
+    n_strokes = int(len(train_x) * args.strokes)
+    stroke_x, stroke_y = strokes.stroke_digits(rng, n_strokes)
+    stroke_val_x, stroke_val_y = strokes.stroke_digits(np.random.default_rng(SPLIT_SEED + 4), n_strokes // 10)
+    train_x = np.concatenate([train_x, to_uint8(stroke_x)])
+    train_y = np.concatenate([train_y, stroke_y]).astype(np.int64)
+    val_x = np.concatenate([val_x, to_uint8(stroke_val_x)])
+    val_y = np.concatenate([val_y, stroke_val_y]).astype(np.int64)
+    print(f"stroke digits: {n_strokes} train, {len(stroke_val_x)} validation")
+
     # Negatives (class 10): a pool drawn once; each epoch samples from it and flips them.
     n_neg = max(16, int(len(train_x) * args.negatives))
-    neg_pool = negatives.negatives(rng, n_neg * 3, digits=train_x)
-    neg_val = negatives.negatives(np.random.default_rng(SPLIT_SEED + 1), max(16, len(val_x) // 8), digits=val_x)
+    neg_pool = negatives.negatives(rng, n_neg * 3, digits=to_unit(train_x))
+    n_neg_val = max(16, len(val_x) // 8)
+    neg_val = negatives.negatives(np.random.default_rng(SPLIT_SEED + 1), n_neg_val, digits=to_unit(val_x))
     print(f"negatives: pool {len(neg_pool)}, {n_neg} per epoch, {len(neg_val)} validation")
 
     # Scenes: photo-like pictures through the serving engine's own preprocessing.
@@ -164,8 +180,9 @@ def main(argv: list[str] | None = None) -> dict:
     figures["size_kb"] = round(out.stat().st_size / 1024, 1)
     if not args.no_bench:
         figures.update(bench(out))
-    if args.report_dir:
-        report = Path(args.report_dir)
+    report_dir = out.parent if args.report_dir is None else args.report_dir
+    if report_dir:
+        report = Path(report_dir)
         report.mkdir(parents=True, exist_ok=True)
         plot_curves(history.history, report / "training_curves.png")
         plot_confusion(figures.pop("confusion"), report / "confusion_matrix.png")
@@ -203,6 +220,10 @@ def load_data(folder: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def to_unit(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float32) / 255.0
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(x * 255), 0, 255).astype(np.uint8)
 
 
 class AugmentedCrops(keras.utils.PyDataset):
