@@ -70,6 +70,7 @@ class Connection:
                 log.error("connection failed", exc_info=reader.exception())
                 await self.ws.close(protocol.CLOSE_INTERNAL, "internal error")
         finally:
+            self._live_next = None  # or cancelling the live task would start it
             for task in (reader, writer, self._live, self._replay, *self._photos):
                 if task is not None:
                     task.cancel()
