@@ -12,6 +12,7 @@ import logging
 import multiprocessing
 import signal
 from multiprocessing.connection import wait
+from pathlib import Path
 
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config as HypercornConfig
@@ -84,6 +85,8 @@ async def _serve(config: Config, sockets: Sockets | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Parse the settings and serve until SIGTERM/SIGINT; the exit status."""
     config = load_config(argv)
+    if not Path(config.model_path).is_file():
+        raise SystemExit(f"no model at {config.model_path}: train one (make train) or pass --model-path")
     if config.workers <= 1:
         serve(config)
         return 0
