@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import cv2
@@ -80,6 +82,17 @@ def exif_rotated(sample: Path, out: Path, scale: float = 1.0, quality: int = 92)
     exif[0x0112] = 6  # Orientation: rotate 90° clockwise to display
     image.transpose(Image.Transpose.ROTATE_90).save(out, "JPEG", quality=quality, exif=exif)
     return out
+
+
+def self_signed_cert(directory: Path, host: str) -> tuple[Path, Path]:
+    """A certificate and key for `host` made with openssl (skips the test when openssl is missing)."""
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is missing: no certificate for the HTTPS test")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    request = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={host}"]
+    extension = ["-addext", f"subjectAltName=DNS:{host}"]
+    subprocess.run(["openssl", *request, *extension, "-keyout", key, "-out", cert], check=True, capture_output=True)
+    return cert, key
 
 
 def screenshot(page: Page, name: str) -> Path:

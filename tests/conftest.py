@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -32,8 +33,9 @@ class Server:
 
     def __init__(self, port: int | None = None, **settings: object) -> None:
         self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.ws_url = f"ws://127.0.0.1:{self.port}/ws"
+        tls = bool(settings.get("certfile"))
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        self.ws_url = f"{'wss' if tls else 'ws'}://127.0.0.1:{self.port}/ws"
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         env.update({"DIGITS_" + k.upper(): str(v) for k, v in settings.items()})
         self.proc = subprocess.Popen(
@@ -47,11 +49,12 @@ class Server:
 
     def _wait_ready(self, timeout: float = 90.0) -> None:
         deadline = time.monotonic() + timeout
+        unverified = ssl._create_unverified_context()  # a test's self-signed certificate: only readiness matters
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("server exited early:\n" + self.proc.stdout.read().decode(errors="replace"))
             with contextlib.suppress(OSError):
-                with urllib.request.urlopen(self.url + "/healthz", timeout=1) as r:
+                with urllib.request.urlopen(self.url + "/healthz", timeout=1, context=unverified) as r:
                     if r.status == 200:
                         return
             time.sleep(0.2)

@@ -12,6 +12,6 @@ from hypothesis import HealthCheck, settings
 # Every case goes through a real server: slow next to pure-Python tests, and timing depends on the shared CPU.
 _COMMON = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
 
-settings.register_profile("default", max_examples=25, **_COMMON)
+settings.register_profile("default", max_examples=60, **_COMMON)
 settings.register_profile("long", max_examples=3400, **_COMMON)
 settings.load_profile("default")

@@ -18,11 +18,12 @@ from browser_support import (
     launch,
     require_chromium,
     screenshot,
+    self_signed_cert,
     write_y4m,
 )
 from conftest import SAMPLES, Server, free_port, running_server, sample_label
 from PIL import Image
-from playwright.sync_api import Browser, Locator, Page, Playwright, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, Playwright, WebSocket, expect, sync_playwright
 
 pytestmark = pytest.mark.browser
 
@@ -70,8 +71,13 @@ def open_page(browser: Browser, url: str, **context_options: object) -> Page:
     """A fresh context and page on `url`, connected; the page records the WebSocket frames it sends."""
     context = browser.new_context(**context_options)
     page = context.new_page()
-    page.sent_frames = []
-    page.on("websocket", lambda ws: ws.on("framesent", lambda payload: page.sent_frames.append(payload)))
+    page.sockets, page.sent_frames = [], []
+
+    def watch(socket: WebSocket) -> None:
+        page.sockets.append(socket)
+        socket.on("framesent", lambda payload: page.sent_frames.append(payload))
+
+    page.on("websocket", watch)
     page.goto(url)
     expect(page.get_by_test_id("status")).to_have_text("connected", timeout=TIMEOUT_MS)
     return page
@@ -230,6 +236,19 @@ def test_insecure_page_explains_https_and_photos_still_work(browser: Browser, se
         expect(page.get_by_test_id("reading")).to_have_text(sample_label(PHOTO_SAMPLE))
     finally:
         page.context.close()
+
+
+def test_https_on_a_lan_name_gives_the_camera(browser: Browser, tmp_path: Path) -> None:
+    cert, key = self_signed_cert(tmp_path, LAN_HOST)
+    with running_server(certfile=cert, keyfile=key) as tls:
+        page = open_page(browser, f"https://{LAN_HOST}:{tls.port}/", permissions=["camera"], ignore_https_errors=True)
+        try:
+            assert page.evaluate("isSecureContext") is True
+            assert page.sockets[0].url.startswith(f"wss://{LAN_HOST}:{tls.port}/ws")
+            page.get_by_role("button", name="Start camera").click()
+            expect(page.get_by_test_id("reading")).to_have_text(sample_label(CAMERA_SAMPLE), timeout=TIMEOUT_MS)
+        finally:
+            page.context.close()
 
 
 def test_page_shows_a_lost_server_and_reconnects(browser: Browser) -> None:
