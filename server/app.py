@@ -107,6 +107,8 @@ def create_app(config: Config) -> Quart:
 
     @app.get("/metrics")
     async def metrics() -> Response:
+        state.metrics.sessions.value = len(state.sessions) if state.sessions is not None else 0
+        state.metrics.tasks.value = len(asyncio.all_tasks())
         return Response(state.metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.post("/api/recognize")

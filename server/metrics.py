@@ -104,6 +104,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.connections = Gauge("digits_connections", "open WebSocket connections")
+        self.sessions = Gauge("digits_sessions", "sessions kept: connected, or waiting resume_grace_s for their client")
+        self.tasks = Gauge("digits_tasks", "asyncio tasks alive in this worker (a leak shows as growth)")
         self.received = Counter("digits_frames_received_total", "images received, by kind")
         self.answered = Counter("digits_frames_answered_total", "images answered with a result, by kind")
         self.skipped = Counter("digits_frames_skipped_total", "live frames skipped for a newer one")
