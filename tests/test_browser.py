@@ -118,6 +118,8 @@ def test_live_camera_reads_the_digit_and_draws_boxes(page: Page) -> None:
     frames = sent_images(page, kind=1)
     assert frames, "no binary live frames went over the socket"
     assert frames[0][5:7] == b"\xff\xd8", "a live frame is not a JPEG after the 5-byte header"
+    ids = [int.from_bytes(frame[1:5], "big") for frame in frames]
+    assert ids == sorted(set(ids)), "frame ids are not increasing"
 
     # The slideshow replays while the camera goes on reading.
     play = page.locator("[data-action=play]")

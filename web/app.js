@@ -44,16 +44,24 @@ const ui = {
 // ---- connection ---------------------------------------------------------------------------------
 
 let everConnected = false;
+let countdown = 0;
 
 connection.addEventListener("state", ({ detail }) => {
   ui.status.textContent = detail.state;
   ui.statusPill.dataset.state = detail.state;
   const lost = detail.state === "reconnecting" || detail.state === "offline";
   ui.banner.hidden = !lost;
-  if (lost) ui.bannerText.textContent = bannerText(detail);
+  clearInterval(countdown);
+  if (!lost) return;
+  const retryAt = performance.now() + detail.retryInMs;
+  const render = () => {
+    ui.bannerText.textContent = bannerText(detail.state, detail.reason, retryAt - performance.now());
+  };
+  render();
+  if (detail.retryInMs > 0) countdown = setInterval(render, 1000);
 });
 
-function bannerText({ state, retryInMs, reason }) {
+function bannerText(state, reason, retryInMs) {
   if (state === "offline") return `${reason} Photos and the camera wait until the server is back.`;
   const when = retryInMs > 0 ? `in ${Math.ceil(retryInMs / 1000)} s` : "now";
   return `${reason} Reconnecting ${when}…`;
