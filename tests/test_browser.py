@@ -227,6 +227,24 @@ def test_camera_permission_denied_offers_photos(browser: Browser, server: Server
         page.context.close()
 
 
+def test_no_camera_says_so(browser: Browser, server: Server) -> None:
+    context = browser.new_context(permissions=["camera"])
+    # What a desktop without a webcam answers.
+    context.add_init_script(
+        "navigator.mediaDevices.getUserMedia = () => Promise.reject(new DOMException('none', 'NotFoundError'))"
+    )
+    page = context.new_page()
+    try:
+        page.goto(server.url)
+        page.get_by_role("button", name="Start camera").click()
+        problem = page.get_by_test_id("camera-problem")
+        expect(problem).to_have_attribute("data-code", "missing")
+        expect(problem).to_contain_text("No camera")
+        expect(page.get_by_role("button", name="Use a photo instead")).to_be_visible()
+    finally:
+        context.close()
+
+
 def test_insecure_page_explains_https_and_photos_still_work(browser: Browser, server: Server) -> None:
     page = open_page(browser, f"http://{LAN_HOST}:{server.port}/", permissions=["camera"])
     try:

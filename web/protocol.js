@@ -5,7 +5,7 @@ export const PROTOCOL = 1;
 export const KIND = { live: 1, photo: 2, slide: 3 };
 export const HEADER_BYTES = 5;
 const TOKEN_KEY = "digits.session";
-const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000];
+const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 10000];
 // A phone that loses its network may never see the socket close: ping, and give up on silence.
 const PING_EVERY_MS = 15000;
 const SILENCE_MS = 40000;
