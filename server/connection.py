@@ -130,6 +130,9 @@ class Connection:
                 self._on_message(message, received)
             except ProtocolError as error:
                 self.send_error(error.code, error.message, error.frame)
+            # Quart hands over a backlog without suspending: yield, so that under a flood the writer sends the
+            # answers as they are made instead of the outbox overflowing (which would close a client that reads).
+            await asyncio.sleep(0)
 
     def _on_message(self, message: str | bytes | None, received: float) -> None:
         if not message:
