@@ -1,9 +1,9 @@
 """One micro-batcher shared by every connection and the HTTP API.
 
-Work waits at most `batch_wait_ms` for company (up to `max_batch` images); each image is decoded and
-preprocessed in a thread pool, then the crops of the whole batch go through the model in ONE call on a
-single inference thread. The event loop only moves futures around; it never touches pixels.
-Two batches may be in flight, so one is preprocessed while the other is in the model.
+Each image is decoded and preprocessed in a thread pool as soon as it arrives; prepared images then wait
+at most `batch_wait_ms` for company (up to `max_batch`), and the crops of the whole batch go through the
+model in ONE call on a single inference thread. Preparing on arrival keeps the preprocessing threads busy
+while the model runs. The event loop only moves futures around; it never touches pixels.
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ from .metrics import Metrics
 
 log = logging.getLogger("digits.batcher")
 
-_IN_FLIGHT_BATCHES = 2
-
 
 class EngineFailure(RuntimeError):
     """The engine failed on one image (a bug or a model error, not the client's fault)."""
+
+    def __init__(self) -> None:
+        super().__init__("the server could not process this image; other images are unaffected")
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class Outcome:
 
 @dataclass
 class _Work:
-    data: bytes
+    prepared: engine.Prepared
     received: float  # time.monotonic() when the message arrived
     future: asyncio.Future[Outcome]
 
@@ -54,20 +55,20 @@ class Batcher:
         self.max_pixels = max_pixels
         self.fault_marker = fault_marker
         self._queue: asyncio.Queue[_Work] = asyncio.Queue()
-        self._slots = asyncio.Semaphore(_IN_FLIGHT_BATCHES)
+        self._batch: list[_Work] = []  # the batch in the model
         self._prepare_pool = ThreadPoolExecutor(max(1, threads), thread_name_prefix="prepare")
         self._infer_pool = ThreadPoolExecutor(1, thread_name_prefix="inference")
         self._task: asyncio.Task[None] | None = None
-        self._batches: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run())
 
     async def close(self) -> None:
-        """Finish the batches in flight, fail what is still queued, stop the threads."""
+        """Stop: whoever still waits (nobody, after a drain) gets CancelledError; the threads end."""
         if self._task is not None:
             self._task.cancel()
-        await asyncio.gather(*self._batches, return_exceptions=True)
+        for work in self._batch:
+            work.future.cancel()
         while not self._queue.empty():
             self._queue.get_nowait().future.cancel()
         self._prepare_pool.shutdown(cancel_futures=True)
@@ -75,21 +76,24 @@ class Batcher:
 
     async def recognize(self, data: bytes, received: float) -> Outcome:
         """Recognise one image; raises engine.ImageError (the client's image) or EngineFailure (ours)."""
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Work(data, received, future))
+        loop = asyncio.get_running_loop()
+        try:
+            prepared = await loop.run_in_executor(self._prepare_pool, self._prepare, data)
+        except engine.ImageError:
+            raise
+        except Exception as error:
+            log.error("preparing an image failed", exc_info=error)
+            raise EngineFailure() from error
+        future: asyncio.Future[Outcome] = loop.create_future()
+        self._queue.put_nowait(_Work(prepared, received, future))
         return await future
 
     async def _run(self) -> None:
         while True:
-            batch = await self._collect()
-            await self._slots.acquire()
-            task = asyncio.create_task(self._process(batch))
-            self._batches.add(task)
-            task.add_done_callback(self._batch_done)
-
-    def _batch_done(self, task: asyncio.Task[None]) -> None:
-        self._batches.discard(task)
-        self._slots.release()
+            self._batch = await self._collect()
+            if self._batch:
+                await self._process(self._batch)
+            self._batch = []
 
     async def _collect(self) -> list[_Work]:
         batch = [await self._queue.get()]
@@ -101,29 +105,24 @@ class Batcher:
         return [work for work in batch if not work.future.done()]  # a client that left cancels its future
 
     async def _process(self, batch: list[_Work]) -> None:
-        if not batch:
-            return
         loop = asyncio.get_running_loop()
-        started = time.monotonic()
-        for work in batch:
-            self.metrics.queue_wait.observe(started - work.received)
         self.metrics.batch_size.observe(len(batch))
-        prepared = await asyncio.gather(
-            *(loop.run_in_executor(self._prepare_pool, self._prepare, work.data) for work in batch),
-            return_exceptions=True,
-        )
-        ready = [p for p in prepared if isinstance(p, engine.Prepared)]
-        outcomes, inference_s = await loop.run_in_executor(self._infer_pool, self._classify, ready)
+        outcomes, inference_s = await loop.run_in_executor(self._infer_pool, self._classify,
+                                                           [work.prepared for work in batch])
         self.metrics.inference.observe(inference_s)
-        assembled = iter(outcomes)
-        for work, prep in zip(batch, prepared, strict=True):
-            outcome = next(assembled) if isinstance(prep, engine.Prepared) else prep
+        done = time.monotonic()
+        for work, outcome in zip(batch, outcomes, strict=True):
             if work.future.done():
                 continue
-            if isinstance(outcome, BaseException):
-                work.future.set_exception(_client_or_ours(outcome))
+            if isinstance(outcome, Exception):
+                log.error("the model failed on one image", exc_info=outcome)
+                work.future.set_exception(EngineFailure())
                 continue
-            timings = {"queue_ms": (started - work.received) * 1000, **prep.timings, "inference_ms": inference_s * 1000}
+            work_ms = {**work.prepared.timings, "inference_ms": inference_s * 1000}
+            # Whatever was not work was waiting: for a preprocessing thread, for the batch, for the model.
+            queue_ms = max(0.0, (done - work.received) * 1000 - sum(work_ms.values()))
+            self.metrics.queue_wait.observe(queue_ms / 1000)
+            timings = {"queue_ms": queue_ms, **work_ms}
             work.future.set_result(Outcome(outcome, {k: round(v, 2) for k, v in timings.items()}, len(batch)))
 
     def _prepare(self, data: bytes) -> engine.Prepared:
@@ -135,8 +134,6 @@ class Batcher:
 
     def _classify(self, batch: list[engine.Prepared]) -> tuple[list[dict[str, Any] | Exception], float]:
         """Runs on the inference thread: one model call for all crops, then one assemble per image."""
-        if not batch:
-            return [], 0.0
         started = time.perf_counter()
         try:
             probs = self._split(self.classifier.classify(np.concatenate([p.crops for p in batch])), batch)
@@ -163,10 +160,3 @@ class Batcher:
         ends = np.cumsum([len(p.crops) for p in batch])[:-1]
         return np.split(probs, ends)
 
-
-def _client_or_ours(error: BaseException) -> BaseException:
-    if isinstance(error, engine.ImageError):
-        return error
-    if not isinstance(error, EngineFailure):
-        log.error("the engine failed on one image", exc_info=error)
-    return EngineFailure("the server could not process this image; other images are unaffected")

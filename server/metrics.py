@@ -111,7 +111,9 @@ class Metrics:
         self.skipped = Counter("digits_frames_skipped_total", "live frames skipped for a newer one")
         self.errors = Counter("digits_errors_total", "error messages sent, by code")
         self.batch_size = Histogram("digits_batch_size", "images per batch", (1, 2, 4, 8, 16, 32, 64, 128))
-        self.queue_wait = Histogram("digits_queue_wait_seconds", "from receipt to batch start", _LATENCY_BUCKETS)
+        self.queue_wait = Histogram("digits_queue_wait_seconds",
+                                    "per image, time spent waiting for a thread, the batch or the model",
+                                    _LATENCY_BUCKETS)
         self.inference = Histogram("digits_inference_seconds", "model time per batch", _LATENCY_BUCKETS)
         self.loop_lag = Histogram("digits_event_loop_lag_seconds", "how late the event loop wakes up (GIL, busy loop)",
                                   _LATENCY_BUCKETS)
