@@ -31,8 +31,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("digits.connection")
 
-# A client that lets this many messages pile up is not reading them; it is closed instead of buffered.
+# A client that lets this many messages, or this many full-size messages' worth of bytes, pile up is not
+# reading them; it is closed instead of buffered (a tiny `step` request is answered with a whole image).
 _OUTBOX_LIMIT = 1000
+_OUTBOX_FULL_SIZE_MESSAGES = 4  # bytes: this many times max_message_bytes
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class Connection:
         self.rate = RateLimiter(self.config.max_fps)
         self.closing = False  # no new work is taken once the socket is about to close
         self._outbox: asyncio.Queue[str | bytes | _Close] = asyncio.Queue()
+        self._outbox_bytes = 0
         self._close_requested = False
         self._live: asyncio.Task[None] | None = None
         self._live_next: tuple[ImageMessage, float] | None = None
@@ -91,10 +94,13 @@ class Connection:
     def send(self, message: dict[str, Any] | bytes) -> None:
         if self._close_requested:
             return
-        if self._outbox.qsize() >= _OUTBOX_LIMIT:
+        item = message if isinstance(message, bytes) else json.dumps(message)
+        if (self._outbox.qsize() >= _OUTBOX_LIMIT
+                or self._outbox_bytes + len(item) > _OUTBOX_FULL_SIZE_MESSAGES * self.config.max_message_bytes):
             self.close(protocol.CLOSE_POLICY, "client is not reading its messages")
             return
-        self._outbox.put_nowait(message if isinstance(message, bytes) else json.dumps(message))
+        self._outbox_bytes += len(item)
+        self._outbox.put_nowait(item)
 
     def send_error(self, code: str, message: str, frame: int | None = None) -> None:
         self.state.metrics.errors.inc(code=code)
@@ -115,6 +121,7 @@ class Connection:
                     await self.ws.close(item.code, item.reason)
                     return
                 await self.ws.send(item)
+                self._outbox_bytes -= len(item)
             finally:
                 self._outbox.task_done()
 
