@@ -52,6 +52,7 @@ class State:
 def create_app(config: Config) -> Quart:
     app = Quart(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = config.max_message_bytes
+    app.config["SEND_FILE_MAX_AGE_DEFAULT"] = None  # no Expires on the page's files: they are revalidated
     state = State(config)
     app.extensions["digits"] = state
     allowed_origins = parse_origins(config.allowed_origins)
@@ -99,7 +100,10 @@ def create_app(config: Config) -> Quart:
         target = _web_file(web, path)
         if target is None:
             return {"error": "not found"}, 404
-        return await send_file(target)
+        response = await send_file(target, conditional=True)  # conditional: If-None-Match gets a 304
+        # Revalidate every time (a 304 is cheap): a timed cache would keep a stale page after an update.
+        response.headers["Cache-Control"] = "no-cache"
+        return response
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -308,6 +308,20 @@ def test_health_metrics_page_and_headers(server: Server) -> None:
     assert int(batches.split()[1]) >= 1
 
 
+@pytest.mark.parametrize("path", ["/", "/app.js"])
+def test_page_files_are_revalidated_not_kept_stale(server: Server, path: str) -> None:
+    with urllib.request.urlopen(server.url + path) as response:
+        assert response.headers["Cache-Control"] == "no-cache" and "Expires" not in response.headers
+        etag = response.headers["ETag"]
+        assert etag and response.headers["Last-Modified"]
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection.request("GET", path, headers={"If-None-Match": etag})
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    assert response.status == 304 and body == b""
+
+
 @pytest.mark.parametrize(
     "path",
     ["/../server/app.py", "/%2e%2e/server/app.py", "/..%2fserver%2fapp.py", "/%2e%2e%2f%2e%2e%2fetc%2fpasswd",
