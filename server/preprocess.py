@@ -13,6 +13,13 @@ import numpy as np
 MAX_CANDIDATES = 16
 MIN_CONTRAST = 0.10  # ink must be at least this much darker than the paper around it (fraction)
 MIN_PEAK_CONTRAST = 0.22  # ... and somewhere at least this dark, or it is grain, show-through or shadow
+# The paper is estimated on a copy this big (long side), by a closing this wide, then a box blur this wide.
+PAPER_SIDE = 128
+PAPER_KERNEL = 17
+PAPER_BLUR = 9
+MIN_STANDOUT = 0.20  # ink must be this much darker than the darkest paper right around it (fraction)
+STANDOUT_PERCENTILE = 20  # a shadow's dark side fills about half the ring; glare in marker ink a few pixels
+THICK_STROKE = 2.0  # strokes over this many times MNIST's width are thinned (a fat marker fills a 3's loops)
 MNIST_BOX = 20  # MNIST digits fit a 20x20 box inside the 28x28 image
 MNIST_STROKE = 2.5  # typical MNIST stroke width, in pixels of the 28x28 image
 FIT_SIDE = 80  # digits are brought to this size before their strokes are adjusted (cheap, still precise)
@@ -24,10 +31,13 @@ class Candidate:
     mask: np.ndarray  # uint8 0/1 ink of this digit only, cropped to box
 
 
+def dark_ink(gray: np.ndarray) -> np.ndarray:
+    """Invert a mostly dark picture (light strokes on a dark screen or board) so that ink is dark."""
+    return 255 - gray if np.median(gray[::4, ::4]) < 110 else gray
+
+
 def ink_strength(gray: np.ndarray) -> np.ndarray:
-    """How much darker than the local paper each pixel is, 0..1, for dark ink on light paper or the reverse."""
-    if np.median(gray[::4, ::4]) < 110:  # mostly dark picture: light strokes on a dark screen or paper
-        gray = 255 - gray
+    """How much darker than the local paper each pixel of a dark-ink image is, 0..1."""
     background = _paper(gray)
     return 1.0 - np.minimum(gray.astype(np.float32) + 1.0, background) / background
 
@@ -36,14 +46,15 @@ def _paper(gray: np.ndarray) -> np.ndarray:
     """Estimate the paper brightness everywhere (illumination, shadows, vignetting) without the ink.
 
     Closing on a small copy erases strokes thinner than about 1/8 of the picture; blurring smooths the rest.
+    (A hard shadow's edge leaves a band of false ink here: `_stands_out` rejects it later.)
     """
     height, width = gray.shape
-    scale = 128 / max(height, width)
+    scale = PAPER_SIDE / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (17, 17))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (PAPER_KERNEL, PAPER_KERNEL))
     small = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REPLICATE)
-    small = cv2.blur(small, (9, 9))
+    small = cv2.blur(small, (PAPER_BLUR, PAPER_BLUR))
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR).astype(np.float32) + 1.0
 
 
@@ -80,8 +91,8 @@ def remove_ruled_lines(mask: np.ndarray) -> np.ndarray:
     return mask & (1 - line_mask)
 
 
-def find_digits(mask: np.ndarray) -> list[Candidate]:
-    """Connected components -> filtered, grouped digit candidates, left to right."""
+def find_digits(mask: np.ndarray, gray: np.ndarray) -> list[Candidate]:
+    """Connected components -> filtered, grouped digit candidates, left to right (`gray`: dark ink on light)."""
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     ids = [i for i in range(1, count) if _is_ink(i, labels, stats)]
     if not ids:
@@ -94,8 +105,30 @@ def find_digits(mask: np.ndarray) -> list[Candidate]:
     min_height = max(8.0, 0.03 * min(mask.shape), 0.35 * tallest)
     chosen = [(box, group) for box, group in zip(boxes, groups, strict=True) if _digit_like(box, min_height)]
     chosen.sort(key=lambda item: item[0][2] * item[0][3], reverse=True)
-    chosen = sorted(chosen[:MAX_CANDIDATES], key=lambda item: item[0][0])
-    return [Candidate(box, _crop(labels, box, group)) for box, group in chosen]
+    candidates = [Candidate(box, _crop(labels, box, group)) for box, group in chosen[:MAX_CANDIDATES]]
+    candidates = [c for c in candidates if _stands_out(c, mask, gray)]
+    return sorted(candidates, key=lambda c: c.box[0])
+
+
+def _stands_out(candidate: Candidate, mask: np.ndarray, gray: np.ndarray) -> bool:
+    """Ink is darker than all the paper around it; the dark side of a shadow or a page edge is not.
+
+    Compares the ink with the darkest of the non-ink pixels in a ring just outside the shape.
+    """
+    x, y, w, h = candidate.box
+    r_in, r_out = 2, max(4, round(0.06 * max(w, h)))
+    height, width = mask.shape
+    x0, y0, x1, y1 = max(0, x - r_out), max(0, y - r_out), min(width, x + w + r_out), min(height, y + h + r_out)
+    shape = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    shape[y - y0 : y - y0 + h, x - x0 : x - x0 + w] = candidate.mask
+    near = cv2.dilate(shape, np.ones((2 * r_in + 1, 2 * r_in + 1), np.uint8))
+    far = cv2.dilate(shape, np.ones((2 * r_out + 1, 2 * r_out + 1), np.uint8))
+    ring = gray[y0:y1, x0:x1][(far > near) & (mask[y0:y1, x0:x1] == 0)]
+    if ring.size < 10:
+        return True
+    ink = float(np.median(gray[y0:y1, x0:x1][shape > 0]))
+    paper = float(np.percentile(ring, STANDOUT_PERCENTILE)) + 1.0
+    return 1.0 - (ink + 1.0) / paper >= MIN_STANDOUT
 
 
 def _is_ink(i: int, labels: np.ndarray, stats: np.ndarray) -> bool:
@@ -190,12 +223,19 @@ def _fit_stroke(mask: np.ndarray) -> np.ndarray:
     area = int(mask.sum())
     edge = area - int(cv2.erode(mask, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0).sum())
     stroke = 2.0 * area / max(edge, 1)
-    grow = round((MNIST_STROKE * max(mask.shape) / MNIST_BOX - stroke) / 2)
-    if grow < 1:
-        return mask
-    mask = cv2.copyMakeBorder(mask, grow, grow, grow, grow, cv2.BORDER_CONSTANT, value=0)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
-    return cv2.dilate(mask, kernel)
+    target = MNIST_STROKE * max(mask.shape) / MNIST_BOX
+    grow = round((target - stroke) / 2)
+    if grow >= 1:
+        mask = cv2.copyMakeBorder(mask, grow, grow, grow, grow, cv2.BORDER_CONSTANT, value=0)
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+        return cv2.dilate(mask, kernel)
+    shrink = round((stroke - THICK_STROKE * target) / 2)
+    if shrink >= 1:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * shrink + 1, 2 * shrink + 1))
+        thinner = cv2.erode(mask, kernel)
+        if thinner.any():
+            return thinner
+    return mask
 
 
 def _centre_mass(image: np.ndarray) -> np.ndarray:
@@ -210,11 +250,11 @@ def _centre_mass(image: np.ndarray) -> np.ndarray:
 
 def preprocess(gray: np.ndarray) -> tuple[list[Candidate], np.ndarray, str | None]:
     """Grayscale working image -> (candidates, crops (n,28,28,1) float32, reason when there are none)."""
-    strength = ink_strength(gray)
-    mask = remove_ruled_lines(binarize(strength))
+    gray = dark_ink(gray)
+    mask = remove_ruled_lines(binarize(ink_strength(gray)))
     if not mask.any():
         return [], np.zeros((0, 28, 28, 1), np.float32), "no ink found"
-    candidates = find_digits(mask)
+    candidates = find_digits(mask, gray)
     if not candidates:
         return [], np.zeros((0, 28, 28, 1), np.float32), "no digit-like shapes"
     crops = np.stack([normalize(c.mask) for c in candidates])[..., None]
