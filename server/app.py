@@ -67,7 +67,8 @@ def create_app(config: Config) -> Quart:
                                 max_pixels=config.max_pixels, fault_marker=config.fault_marker.encode())
         state.batcher.start()
         state.watcher = asyncio.create_task(_watch_loop_lag(state.metrics))
-        state.sessions = SessionStore(config.resume_grace_s, config.history_frames, config.history_bytes)
+        state.sessions = SessionStore(config.resume_grace_s, config.history_frames, config.history_bytes,
+                                      max_detached=config.max_connections)
 
     @app.after_serving
     async def stop_batcher() -> None:

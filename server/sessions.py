@@ -28,11 +28,15 @@ class Session:
 
 
 class SessionStore:
-    def __init__(self, grace_s: float, history_frames: int, history_bytes: int) -> None:
+    def __init__(self, grace_s: float, history_frames: int, history_bytes: int, max_detached: int = 200) -> None:
         self.grace_s = grace_s
         self.history_frames = history_frames
         self.history_bytes = history_bytes
+        # A client that connects, fills its history and leaves, over and over, must not pile up histories
+        # for the whole grace period: beyond this many waiting sessions the longest-waiting one goes.
+        self.max_detached = max(1, max_detached)
         self._sessions: dict[str, Session] = {}
+        self._detached: dict[str, Session] = {}  # in the order they lost their socket
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -44,6 +48,7 @@ class SessionStore:
             if session._expiry is not None:
                 session._expiry.cancel()
             session.attached = True
+            del self._detached[session.token]
             return session, True
         session = Session(secrets.token_urlsafe(18), History(self.history_frames, self.history_bytes))
         self._sessions[session.token] = session
@@ -55,9 +60,15 @@ class SessionStore:
         if self.grace_s <= 0:
             self._forget(session)
             return
+        self._detached[session.token] = session
+        while len(self._detached) > self.max_detached:
+            self._forget(next(iter(self._detached.values())))
         loop = asyncio.get_running_loop()
         session._expiry = loop.call_later(self.grace_s, self._forget, session)
 
     def _forget(self, session: Session) -> None:
         if not session.attached:
+            if session._expiry is not None:
+                session._expiry.cancel()
             self._sessions.pop(session.token, None)
+            self._detached.pop(session.token, None)

@@ -229,3 +229,28 @@ def test_bad_requests_get_a_clean_error_and_no_stack_trace(secure_server: Server
     if path.startswith("/api/") and method == "POST" and status:
         assert status in (400, 413, 415) and json.loads(answer)["error"], (name, status, answer[:300])
     assert request(secure_server, "GET", "/healthz")[0] == 200
+
+
+def test_sessions_left_behind_are_capped(secure_server: Server) -> None:
+    """Connect, fill the history, leave, again and again: at most max_connections sessions wait for their
+    client (each holds up to history_bytes), the most recent ones."""
+    leaves = 3 * LIMITS["max_connections"]
+
+    async def main() -> tuple[list[str], dict, dict]:
+        tokens = []
+        for frame in range(leaves):
+            async with Client.connect(secure_server.ws_url) as client:
+                await client.send_image(SMALL, frame, PHOTO)
+                await client.expect("result")
+                tokens.append(client.session)
+        await asyncio.sleep(0.5)  # the server notices the last close a moment later
+        async with Client.connect(secure_server.ws_url, session=tokens[-1]) as latest:
+            async with Client.connect(secure_server.ws_url, session=tokens[0]) as oldest:
+                return tokens, latest.hello, oldest.hello
+
+    _, latest, oldest = asyncio.run(main())
+    assert latest["resumed"] is True and latest["history"] == 1
+    assert oldest["resumed"] is False
+    _, _, text = request(secure_server, "GET", "/metrics")
+    sessions = next(line for line in text.decode().splitlines() if line.startswith("digits_sessions "))
+    assert float(sessions.split()[1]) <= LIMITS["max_connections"] + 2  # the waiting ones, plus the two just opened
