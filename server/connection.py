@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from quart import Websocket
 
 from . import protocol
-from .batcher import EngineFailure
+from .batcher import EngineFailure, Outcome
 from .engine import ImageError
 from .limits import RateLimiter
 from .protocol import ImageMessage, ProtocolError
@@ -64,14 +64,16 @@ class Connection:
         """Serve the socket until it closes (either side); Quart cancels us when the client goes."""
         limits = {name: getattr(self.config, name)
                   for name in ("max_message_bytes", "max_pixels", "max_fps", "history_frames", "history_bytes")}
-        self.send(protocol.hello(self.session.token, resumed, len(self.session.history) if resumed else 0, limits))
+        self.send(protocol.hello(self.session.token, resumed, len(self.session.history), limits))
         reader = asyncio.create_task(self._read())
         writer = asyncio.create_task(self._write())
         try:
-            await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
-            if reader.done() and reader.exception() is not None and not self._close_requested:
-                log.error("connection failed", exc_info=reader.exception())
-                await self.ws.close(protocol.CLOSE_INTERNAL, "internal error")
+            done, _ = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+            failure = next((task.exception() for task in done if task.exception() is not None), None)
+            if failure is not None:
+                log.error("connection failed", exc_info=failure)
+                if not self._close_requested:
+                    await self.ws.close(protocol.CLOSE_INTERNAL, "internal error")
         finally:
             self._live_next = None  # or cancelling the live task would start it
             for task in (reader, writer, self._live, self._replay, *self._photos):
@@ -208,9 +210,16 @@ class Connection:
         except EngineFailure as error:
             self.send_error("internal", str(error), image.frame)
             return
-        history = self.session.history
-        seq, evicted = history.add(image.frame, image.kind_name, self.session.elapsed(received), image.data,
-                                   outcome.result)
+        try:
+            self._answer(image, received, outcome)
+        except Exception as error:  # a bug of ours: the frame still gets its one answer, and the log says why
+            log.error("answering frame %d failed", image.frame, exc_info=error)
+            self.send_error("internal", str(EngineFailure()), image.frame)
+
+    def _answer(self, image: ImageMessage, received: float, outcome: Outcome) -> None:
+        """Keep the frame in the history, send its result, then report what the history evicted for it."""
+        seq, evicted = self.session.history.add(image.frame, image.kind_name, self.session.elapsed(received),
+                                                image.data, outcome.result)
         timings = {**outcome.timings, "total_ms": round((time.monotonic() - received) * 1000, 2)}
         self.send(protocol.result(image.frame, image.kind_name, seq, outcome.result, timings, outcome.batch_size))
         self.state.metrics.answered.inc(kind=image.kind_name)
