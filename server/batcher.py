@@ -91,8 +91,13 @@ class Batcher:
     async def _run(self) -> None:
         while True:
             self._batch = await self._collect()
-            if self._batch:
+            try:
                 await self._process(self._batch)
+            except Exception as error:  # a bug of ours must not end this loop: every later image would hang
+                log.error("a batch failed", exc_info=error)
+                for work in self._batch:
+                    if not work.future.done():
+                        work.future.set_exception(EngineFailure())
             self._batch = []
 
     async def _collect(self) -> list[_Work]:
@@ -105,6 +110,8 @@ class Batcher:
         return [work for work in batch if not work.future.done()]  # a client that left cancels its future
 
     async def _process(self, batch: list[_Work]) -> None:
+        if not batch:
+            return
         loop = asyncio.get_running_loop()
         self.metrics.batch_size.observe(len(batch))
         outcomes, inference_s = await loop.run_in_executor(self._infer_pool, self._classify,
