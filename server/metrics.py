@@ -44,9 +44,6 @@ class Counter(_Metric):
         key = tuple(sorted(labels.items()))
         self.values[key] = self.values.get(key, 0) + amount
 
-    def get(self, **labels: str) -> float:
-        return self.values.get(tuple(sorted(labels.items())), 0)
-
     def render(self) -> list[str]:
         values = self.values or {(): 0}
         return self.header() + [f"{self.name}{_labels(k)} {_number(v)}" for k, v in sorted(values.items())]
@@ -81,10 +78,6 @@ class Histogram(_Metric):
     def observe(self, value: float) -> None:
         self.counts[bisect.bisect_left(self.bounds, value)] += 1
         self.sum += value
-
-    @property
-    def count(self) -> int:
-        return sum(self.counts)
 
     def render(self) -> list[str]:
         lines = self.header()
