@@ -20,6 +20,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 MB = 2**20
+_GAUGE = re.compile(r"^digits_(connections|sessions|tasks) (\S+)$", re.M)
 _BATCH = re.compile(r'^digits_batch_size(?:_bucket\{le="([^"]+)"\}|_(sum))? (\S+)$', re.M)
 
 
@@ -107,11 +108,17 @@ class Probe:
     def open_files(self) -> int:
         return self.process.num_fds()
 
+    def _metrics(self) -> str:
+        with urllib.request.urlopen(self.server.url + "/metrics", timeout=10) as response:
+            return response.read().decode()
+
     def batch_sizes(self) -> dict[str, float]:
         """The batch-size histogram from GET /metrics: cumulative count per upper bound, and "sum" of sizes."""
-        with urllib.request.urlopen(self.server.url + "/metrics", timeout=10) as response:
-            text = response.read().decode()
-        return {le or total: float(value) for le, total, value in _BATCH.findall(text)}
+        return {le or total: float(value) for le, total, value in _BATCH.findall(self._metrics())}
+
+    def gauges(self) -> dict[str, int]:
+        """Open connections, kept sessions and live asyncio tasks, from GET /metrics."""
+        return {name: int(float(value)) for name, value in _GAUGE.findall(self._metrics())}
 
 
 def batch_distribution(before: dict[str, float], after: dict[str, float]) -> dict[str, object]:

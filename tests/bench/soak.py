@@ -122,9 +122,11 @@ async def flooder(url: str, frames: list[bytes], stats: Stats, until: float) -> 
 
 def _line(elapsed: float, probe: Probe, cpu: float, stats: Stats, counts: dict[str, int]) -> str:
     dropped = sum(v for k, v in stats.errors.items() if k.startswith("connection"))
+    gauges = "  ".join(f"{name} {value}" for name, value in probe.gauges().items())
     return (f"{elapsed:7.0f} s  RSS {probe.rss() / MB:7.1f} MB  fds {probe.open_files():4d}  CPU {cpu:5.1f}%  "
-            f"sent {stats.sent}  answered {stats.answered}  skipped {stats.skipped}  rejected {stats.rejected}  "
-            f"missing {stats.missing}  abandoned {counts['abandoned']}  connection errors {dropped}")
+            f"{gauges}  sent {stats.sent}  answered {stats.answered}  skipped {stats.skipped}  "
+            f"rejected {stats.rejected}  missing {stats.missing}  abandoned {counts['abandoned']}  "
+            f"connection errors {dropped}")
 
 
 async def soak(url: str, probe: Probe, seconds: float, every: float) -> dict[str, object]:
@@ -155,7 +157,7 @@ async def soak(url: str, probe: Probe, seconds: float, every: float) -> dict[str
     for task in tasks:
         task.result()  # a crash in the load itself is a bug in this file: show it
     await asyncio.sleep(2.0)  # let the server close the last sockets
-    return verdict(samples, seconds, stats, counts, baseline_fds, probe.open_files())
+    return {**verdict(samples, seconds, stats, counts, baseline_fds, probe.open_files()), "gauges_end": probe.gauges()}
 
 
 def verdict(samples: list[tuple[float, float, int]], seconds: float, stats: Stats, counts: dict[str, int],
