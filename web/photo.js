@@ -59,7 +59,8 @@ export class PhotoSender extends EventTarget {
 
   /** The server answered frame `frameId`: answers true when it was the photo we were waiting for. */
   answered(frameId) {
-    if (this.waiting?.frameId !== frameId) return false;
+    // An error about no frame (null) is not about a photo still waiting to be sent (frame id null too).
+    if (frameId === null || this.waiting?.frameId !== frameId) return false;
     this.waiting = null;
     return true;
   }
