@@ -134,8 +134,7 @@ def create_app(config: Config) -> Quart:
         except EngineFailure as error:
             return {"error": str(error)}, 500
         state.metrics.answered.inc(kind="http")
-        timings = {**outcome.timings, "total_ms": round((time.monotonic() - received) * 1000, 2)}
-        return {**outcome.result, "timings": timings}, 200
+        return {**outcome.result, "timings": outcome.timings_until_now(received)}, 200
 
     @app.websocket("/ws")
     async def ws() -> None:

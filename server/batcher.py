@@ -37,6 +37,10 @@ class Outcome:
     timings: dict[str, float]  # queue_ms, decode_ms, preprocess_ms, inference_ms
     batch_size: int
 
+    def timings_until_now(self, received: float) -> dict[str, float]:
+        """The timings with `total_ms`: from the message's arrival (time.monotonic()) until now, as it is sent."""
+        return {**self.timings, "total_ms": round((time.monotonic() - received) * 1000, 2)}
+
 
 @dataclass
 class _Work:

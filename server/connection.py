@@ -220,8 +220,8 @@ class Connection:
         """Keep the frame in the history, send its result, then report what the history evicted for it."""
         seq, evicted = self.session.history.add(image.frame, image.kind_name, self.session.elapsed(received),
                                                 image.data, outcome.result)
-        timings = {**outcome.timings, "total_ms": round((time.monotonic() - received) * 1000, 2)}
-        self.send(protocol.result(image.frame, image.kind_name, seq, outcome.result, timings, outcome.batch_size))
+        self.send(protocol.result(image.frame, image.kind_name, seq, outcome.result,
+                                  outcome.timings_until_now(received), outcome.batch_size))
         self.state.metrics.answered.inc(kind=image.kind_name)
         if evicted:
             self.send(protocol.history_dropped(evicted))
