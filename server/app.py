@@ -40,6 +40,7 @@ class State:
     sessions: SessionStore | None = None
     watcher: asyncio.Task[None] | None = None
     connections: set[Connection] = field(default_factory=set)
+    http_in_flight: int = 0  # POST /api/recognize requests not yet answered
     closing: bool = False
 
     async def drain(self) -> None:
@@ -118,23 +119,14 @@ def create_app(config: Config) -> Quart:
 
     @app.post("/api/recognize")
     async def api_recognize() -> tuple[dict[str, object], int]:
-        received = time.monotonic()
-        if request.mimetype == "multipart/form-data":
-            upload = (await request.files).get("image")
-            data = upload.read() if upload is not None else b""
-        else:
-            data = await request.get_data(cache=False)
-        state.metrics.received.inc(kind="http")
-        if not data:
-            return {"error": "send an image as the request body or as the multipart form field \"image\""}, 400
+        # Each request holds its body (up to max_message_bytes) until answered: bound how many are in flight.
+        if state.http_in_flight >= config.max_connections:
+            return {"error": "too many requests in flight, try again later"}, 503
+        state.http_in_flight += 1
         try:
-            outcome = await state.batcher.recognize(data, received)
-        except engine.ImageError as error:
-            return {"error": error.message}, 413 if error.code == "too_many_pixels" else 415
-        except EngineFailure as error:
-            return {"error": str(error)}, 500
-        state.metrics.answered.inc(kind="http")
-        return {**outcome.result, "timings": outcome.timings_until_now(received)}, 200
+            return await _recognize_upload(state)
+        finally:
+            state.http_in_flight -= 1
 
     @app.websocket("/ws")
     async def ws() -> None:
@@ -155,6 +147,27 @@ def create_app(config: Config) -> Quart:
             state.sessions.detach(session)
 
     return app
+
+
+async def _recognize_upload(state: State) -> tuple[dict[str, object], int]:
+    """Answer POST /api/recognize: the image is the raw body or the multipart field "image"."""
+    if request.mimetype == "multipart/form-data":
+        upload = (await request.files).get("image")
+        data = upload.read() if upload is not None else b""
+    else:
+        data = await request.get_data(cache=False)
+    received = time.monotonic()  # once the whole body is in, as for a WebSocket message
+    state.metrics.received.inc(kind="http")
+    if not data:
+        return {"error": "send an image as the request body or as the multipart form field \"image\""}, 400
+    try:
+        outcome = await state.batcher.recognize(data, received)
+    except engine.ImageError as error:
+        return {"error": error.message}, 413 if error.code == "too_many_pixels" else 415
+    except EngineFailure as error:
+        return {"error": str(error)}, 500
+    state.metrics.answered.inc(kind="http")
+    return {**outcome.result, "timings": outcome.timings_until_now(received)}, 200
 
 
 async def _watch_loop_lag(metrics: Metrics, period: float = 0.25) -> None:

@@ -42,7 +42,7 @@ class Config:
     max_message_bytes: int = _opt(8 * 2**20, "largest WebSocket message or upload")
     max_pixels: int = _opt(40_000_000, "largest image, in pixels")
     max_fps: float = _opt(30.0, "live frames per second per connection")
-    max_connections: int = _opt(200, "WebSocket connections per worker")
+    max_connections: int = _opt(200, "WebSocket connections per worker, and HTTP recognitions in flight")
     ping_interval_s: float = _opt(20.0, "WebSocket ping interval (0 turns pings off)")
     max_queued_photos: int = _opt(16, "photos per connection waiting for a result; more are refused")
     max_queued_bytes: int = _opt(32 * 2**20, "bytes of the photos waiting per connection (one photo always fits)")

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -252,3 +254,35 @@ def test_http_limits(limited: Server) -> None:
     assert status == 413 and answer["error"]
     status, answer = post(MANY_PIXELS)
     assert status == 413 and "pixels" in answer["error"]
+
+
+def test_http_uploads_in_flight_are_bounded(limited: Server) -> None:
+    def post_small() -> int:
+        request = urllib.request.Request(limited.url + "/api/recognize", data=SMALL,
+                                         headers={"Content-Type": "image/jpeg"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return response.status
+        except urllib.error.HTTPError as error:
+            return error.code
+
+    def statuses_until(wanted: int) -> list[int]:
+        seen = [post_small()]
+        while seen[-1] != wanted and len(seen) < 50:  # the server sees the uploads start a moment later
+            time.sleep(0.1)
+            seen.append(post_small())
+        return seen
+
+    # Uploads that never finish their body hold every place.
+    head = (f"POST /api/recognize HTTP/1.1\r\nHost: 127.0.0.1:{limited.port}\r\nContent-Type: image/jpeg\r\n"
+            "Content-Length: 50000\r\n\r\n").encode()
+    slow = [socket.create_connection(("127.0.0.1", limited.port), timeout=30) for _ in range(LIMITS["max_connections"])]
+    try:
+        for sock in slow:
+            sock.sendall(head + SMALL[:100])
+        refused = statuses_until(503)
+    finally:
+        for sock in slow:
+            sock.close()
+    assert refused[-1] == 503 and set(refused) <= {200, 503}
+    assert statuses_until(200)[-1] == 200  # the places free up when those clients go
