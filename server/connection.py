@@ -22,6 +22,7 @@ from quart import Websocket
 from . import protocol
 from .batcher import EngineFailure, Outcome
 from .engine import ImageError
+from .history import Entry
 from .limits import RateLimiter
 from .protocol import ImageMessage, ProtocolError
 from .sessions import Session
@@ -231,9 +232,9 @@ class Connection:
     def _on_control(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         if kind == "ping":
-            self.send({"type": "pong"})
+            self.send(protocol.pong())
         elif kind == "history":
-            self.send(self.session.history.listing())
+            self.send(protocol.history_listing(self.session.history))
         elif kind == "replay_stop":
             if self._replay is not None:
                 self._replay.cancel()
@@ -248,14 +249,18 @@ class Connection:
         entries = self.session.history.since(0)
         for index, entry in enumerate(entries):
             if entry.seq == seq:
-                self.send(entry.slide(index, len(entries)))
-                self.send(protocol.slide_image(entry.seq, entry.data))
+                self._send_slide(entries, index)
                 return
         raise ProtocolError("not_found", f"seq {seq} is not in the history (it holds {self._span(entries)})")
 
     @staticmethod
-    def _span(entries: list[Any]) -> str:
+    def _span(entries: list[Entry]) -> str:
         return f"seqs {entries[0].seq} to {entries[-1].seq}" if entries else "nothing yet"
+
+    def _send_slide(self, entries: list[Entry], index: int) -> None:
+        entry = entries[index]
+        self.send(protocol.slide(entry, index, len(entries)))
+        self.send(protocol.slide_image(entry.seq, entry.data))
 
     async def _replay_realtime(self, start: int, speed: float) -> None:
         """Send the history from seq `start` with its original spacing divided by `speed`."""
@@ -266,8 +271,7 @@ class Connection:
         try:
             for index, entry in enumerate(entries):
                 await asyncio.sleep(max(0.0, began + (entry.t - entries[0].t) / speed - loop.time()))
-                self.send(entry.slide(index, len(entries)))
-                self.send(protocol.slide_image(entry.seq, entry.data))
+                self._send_slide(entries, index)
                 sent += 1
                 await self._outbox.join()  # pace the images by what the client takes in
         finally:

@@ -19,14 +19,6 @@ class Entry:
     data: bytes
     result: dict[str, Any]  # number, reason, digits, width, height
 
-    def summary(self) -> dict[str, Any]:
-        return {"seq": self.seq, "frame": self.frame, "kind": self.kind, "t": round(self.t, 3),
-                "number": self.result.get("number"), "bytes": len(self.data)}
-
-    def slide(self, index: int, count: int) -> dict[str, Any]:
-        return {"type": "slide", "seq": self.seq, "frame": self.frame, "kind": self.kind, "t": round(self.t, 3),
-                "index": index, "count": count, "result": self.result}
-
 
 class History:
     def __init__(self, max_frames: int, max_bytes: int) -> None:
@@ -64,7 +56,3 @@ class History:
     def since(self, seq: int) -> list[Entry]:
         """Entries from `seq` on, oldest first (a snapshot: later additions don't change it)."""
         return [entry for entry in self._entries.values() if entry.seq >= seq]
-
-    def listing(self) -> dict[str, Any]:
-        return {"type": "history", "frames": [entry.summary() for entry in self._entries.values()],
-                "dropped": self.dropped, "bytes": self.bytes}

@@ -8,7 +8,10 @@ from __future__ import annotations
 import json
 import struct
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .history import Entry, History
 
 VERSION = 1
 
@@ -116,6 +119,27 @@ def result(frame: int, kind: str, seq: int, outcome: dict[str, Any], timings: di
            batch_size: int) -> dict[str, Any]:
     return {"type": "result", "frame": frame, "kind": kind, "seq": seq, **outcome,
             "timings": timings, "batch_size": batch_size}
+
+
+def pong() -> dict[str, Any]:
+    return {"type": "pong"}
+
+
+def history_listing(history: History) -> dict[str, Any]:
+    """The answer to `history`: a summary of each entry kept, oldest first."""
+    return {"type": "history", "frames": [_summary(entry) for entry in history.since(0)],
+            "dropped": history.dropped, "bytes": history.bytes}
+
+
+def _summary(entry: Entry) -> dict[str, Any]:
+    return {"seq": entry.seq, "frame": entry.frame, "kind": entry.kind, "t": round(entry.t, 3),
+            "number": entry.result.get("number"), "bytes": len(entry.data)}
+
+
+def slide(entry: Entry, index: int, count: int) -> dict[str, Any]:
+    """A history entry during replay; its image follows as `slide_image`."""
+    return {"type": "slide", "seq": entry.seq, "frame": entry.frame, "kind": entry.kind, "t": round(entry.t, 3),
+            "index": index, "count": count, "result": entry.result}
 
 
 def history_dropped(seqs: list[int]) -> dict[str, Any]:

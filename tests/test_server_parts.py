@@ -56,11 +56,11 @@ def test_history_drops_oldest_first_by_count_and_by_bytes() -> None:
 def test_history_listing_and_slides() -> None:
     history = History(max_frames=10, max_bytes=1000)
     history.add(42, "live", 1.23456, b"abc", RESULT)
-    assert history.listing() == {"type": "history", "dropped": 0, "bytes": 3,
+    assert protocol.history_listing(history) == {"type": "history", "dropped": 0, "bytes": 3,
                                  "frames": [{"seq": 0, "frame": 42, "kind": "live", "t": 1.235, "number": "4",
                                              "bytes": 3}]}
     entry = history.get(0)
-    assert entry is not None and entry.slide(0, 1)["result"] == RESULT and history.get(1) is None
+    assert entry is not None and protocol.slide(entry, 0, 1)["result"] == RESULT and history.get(1) is None
 
 
 def test_sessions_resume_only_when_detached_and_expire() -> None:
