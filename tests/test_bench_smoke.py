@@ -20,7 +20,8 @@ def test_quick_bench_writes_results(tmp_path: Path) -> None:
     assert {"date", "mode", "machine", "settings", "units", "engine", "server", "ratios", "targets"} <= set(results)
     assert results["mode"] == "quick" and results["machine"]["cores"] >= 1
     assert set(results["engine"]["latency"]) == {"320x240", "1280x720", "4000x3000"}
-    assert {"decode_ms", "preprocess_ms", "classify_ms", "total_ms"} <= set(results["engine"]["latency"]["320x240"])
+    assert {"decode_ms", "preprocess_ms", "classify_ms", "total_ms", "total_min_ms", "prepare_cpu_ms"} <= set(
+        results["engine"]["latency"]["320x240"])
     assert results["engine"]["throughput"]["fps"] > 0
     for key in ("classify_per_digit_ms", "predict_per_digit_ms"):
         assert set(results["engine"]["model"][key]) == {"1", "8", "32", "64"}
