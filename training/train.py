@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> dict:
     assert gap < 1e-3, gap
 
     # ------------------------------------------------------------ evaluate
-    figures = evaluate(model, data, blank_scenes=0 if args.quick_eval else 300)
+    figures = evaluate(model, data, blank_scenes=0 if args.quick_eval else 150)
     figures.update(
         seed=args.seed,
         epochs=args.epochs,
@@ -330,7 +330,7 @@ def fold_batchnorm(model: keras.Model) -> keras.Model:
     return keras.Model(inputs, x, name=model.name)
 
 
-def evaluate(model: keras.Model, data: dict, blank_scenes: int = 300) -> dict:
+def evaluate(model: keras.Model, data: dict, blank_scenes: int = 150) -> dict:
     """Accuracy on the MNIST and USPS test sets (never seen in training or selection), the reject rate on
     fresh negatives, the "no digit" rate on blank scenes through the engine, and an 11x11 confusion matrix."""
     figures: dict = {}

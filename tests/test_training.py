@@ -1,0 +1,87 @@
+"""The training path works end to end (a tiny smoke run), and the scene generator keeps its promises."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.conftest import DATA
+
+
+def test_blank_scene_is_a_photo_sized_bgr_image():
+    from training.scenes import blank_scene
+
+    rng = np.random.default_rng(0)
+    for height, width in ((240, 320), (480, 640)):
+        image = blank_scene(rng, height, width)
+        assert image.shape == (height, width, 3)
+        assert image.dtype == np.uint8
+        assert 20 < image.mean() < 250  # a lit scene, not an empty array
+
+
+def test_scenes_are_reproducible_from_the_seed():
+    from training.scenes import blank_scene, digit_scene
+
+    a = blank_scene(np.random.default_rng(7))
+    b = blank_scene(np.random.default_rng(7))
+    assert np.array_equal(a, b)
+    digit = np.zeros((28, 28), np.uint8)
+    digit[4:24, 12:16] = 255  # a "1"
+    image, boxes = digit_scene(np.random.default_rng(3), [digit, digit])
+    again, boxes_again = digit_scene(np.random.default_rng(3), [digit, digit])
+    assert np.array_equal(image, again) and boxes == boxes_again
+    assert len(boxes) == 2 and all(w > 0 and h > 0 for _, _, w, h in boxes)
+    assert boxes[0][0] < boxes[1][0]  # written left to right
+
+
+def test_negatives_are_mnist_shaped_crops():
+    from training.negatives import negatives
+
+    x = negatives(np.random.default_rng(0), 50)
+    assert x.shape == (50, 28, 28) and x.dtype == np.float32
+    assert 0.0 <= x.min() and x.max() <= 1.0
+
+
+def test_batchnorm_folding_keeps_the_function():
+    import keras
+
+    from training.train import build_model, fold_batchnorm
+
+    model = build_model()
+    # Give BatchNormalization non-trivial statistics, as after training.
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            stats = [rng.uniform(0.5, 2, n), rng.normal(0, 0.5, n), rng.normal(0, 0.5, n), rng.uniform(0.5, 2, n)]
+            layer.set_weights(stats)  # gamma, beta, moving mean, moving variance
+    folded = fold_batchnorm(model)
+    x = rng.random((8, 28, 28, 1)).astype(np.float32)
+    assert not any(isinstance(layer, keras.layers.BatchNormalization) for layer in folded.layers)
+    np.testing.assert_allclose(folded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-4)
+
+
+@pytest.mark.data
+def test_training_smoke_run_writes_a_loadable_model(tmp_path):
+    if not (DATA / "mnist.npz").exists():
+        pytest.skip(f"shared data not found at {DATA}: the smoke run needs mnist.npz (no download in tests)")
+    import keras
+
+    from training.train import main
+
+    out = tmp_path / "digits.keras"
+    figures = main(
+        [
+            "--data", str(DATA), "--out", str(out), "--limit", "300", "--epochs", "1",
+            "--scenes", "10", "--cache", "", "--report-dir", str(tmp_path / "report"), "--no-bench",
+            "--quick-eval",
+        ]
+    )  # fmt: skip
+    model = keras.models.load_model(out, compile=False)
+    assert model.input_shape == (None, 28, 28, 1)
+    assert model.output_shape == (None, 11)
+    probs = model.predict(np.zeros((2, 28, 28, 1), np.float32), verbose=0)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-4)
+    assert 0.0 <= figures["mnist_test_accuracy"] <= 1.0
+    assert (tmp_path / "report" / "confusion_matrix.png").exists()
+    assert (tmp_path / "report" / "training_curves.png").exists()
