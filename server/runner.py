@@ -17,7 +17,7 @@ from pathlib import Path
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.config import Sockets
-from hypercorn.protocol.ws_stream import WSStream
+from hypercorn.protocol.ws_stream import Handshake, WSStream
 from hypercorn.utils import wrap_app
 from wsproto.events import Ping
 
@@ -43,6 +43,21 @@ async def _send_pings(self: WSStream) -> None:
 
 
 WSStream._send_pings = _send_pings  # type: ignore[method-assign]
+
+_accept_handshake = Handshake.accept
+
+
+def _accept_without_compression(self: Handshake, *args: object, **kwargs: object) -> object:
+    """Hypercorn 0.18 always accepts permessage-deflate, and browsers always offer it.
+
+    Our messages are JPEGs and short JSON: deflate saves nothing, yet it runs on the event loop, where one
+    replayed photo stalled every other client for half a second. Declining the offer is allowed by RFC 7692.
+    """
+    self.extensions = None
+    return _accept_handshake(self, *args, **kwargs)
+
+
+Handshake.accept = _accept_without_compression  # type: ignore[method-assign]
 
 
 def hypercorn_config(config: Config) -> HypercornConfig:

@@ -9,6 +9,7 @@ import json
 import urllib.request
 
 import pytest
+import websockets
 from conftest import SAMPLES, Server, sample_label
 from wsclient import LIVE, PHOTO, SLIDE, Client, answered_frames, refusal_code, split_binary
 
@@ -31,6 +32,16 @@ def test_hello_announces_protocol_and_limits(server: Server) -> None:
     assert len(hello["session"]) >= 16
     assert hello["limits"] == {"max_message_bytes": 8 * 2**20, "max_pixels": 40_000_000, "max_fps": 30.0,
                                "history_frames": 120, "history_bytes": 16 * 2**20}
+
+
+def test_compression_is_declined(server: Server) -> None:
+    """Deflating JPEGs on the event loop stalls every client; the server must turn down the offer."""
+
+    async def main() -> str | None:
+        async with websockets.connect(server.ws_url, compression="deflate") as ws:
+            return ws.response.headers.get("Sec-WebSocket-Extensions")
+
+    assert asyncio.run(main()) is None
 
 
 def test_live_stream_is_answered_in_order_with_the_digits(server: Server) -> None:
