@@ -5,6 +5,7 @@ BIN    := $(VENV)/bin
 DATA   ?= ../shared/data
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
+MINUTES ?= 30
 
 .PHONY: run test lint train eval bench fuzz soak browser clean
 
@@ -44,7 +45,7 @@ fuzz: $(VENV)/.installed
 	$(BIN)/python -m pytest -q tests/test_fuzz.py --hypothesis-profile=long
 
 soak: $(VENV)/.installed
-	$(BIN)/python -m tests.bench.soak
+	$(BIN)/python -m tests.bench.soak --minutes $(MINUTES)
 
 clean:
 	rm -rf $(VENV) artifacts bench-results.json bench-results.png
