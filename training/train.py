@@ -43,7 +43,7 @@ parser.add_argument("--batch-size", type=int, default=128)
 parser.add_argument("--seed", type=int, default=1234)
 parser.add_argument("--limit", type=int, default=0, help="use only N training images (smoke run)")
 parser.add_argument("--scenes", type=int, default=6000, help="photo-like scenes through the engine (0: none)")
-parser.add_argument("--negatives", type=float, default=0.15, help="generated negatives, as a fraction of digits")
+parser.add_argument("--negatives", type=float, default=0.12, help="generated negatives, as a fraction of digits")
 parser.add_argument("--strokes", type=float, default=0.12, help="synthetic stroke digits, as a fraction of digits")
 parser.add_argument("--lr", type=float, default=2e-3)
 parser.add_argument(
