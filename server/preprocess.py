@@ -33,13 +33,12 @@ class Candidate:
 
 def dark_ink(gray: np.ndarray) -> np.ndarray:
     """Invert a mostly dark picture (light strokes on a dark screen or board) so that ink is dark."""
-    return 255 - gray if np.median(gray[::4, ::4]) < 110 else gray
+    return 255 - gray if _quantile(gray[::4, ::4].ravel(), 50) < 110 else gray
 
 
 def ink_strength(gray: np.ndarray) -> np.ndarray:
-    """How much darker than the local paper each pixel of a dark-ink image is, 0..1."""
-    background = _paper(gray)
-    return 1.0 - np.minimum(gray.astype(np.float32) + 1.0, background) / background
+    """How much darker than the local paper each pixel of a dark-ink image is: uint8, 0 (paper) to 255 (black)."""
+    return cv2.bitwise_not(cv2.divide(gray, _paper(gray), scale=255))
 
 
 def _paper(gray: np.ndarray) -> np.ndarray:
@@ -54,22 +53,21 @@ def _paper(gray: np.ndarray) -> np.ndarray:
     small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (PAPER_KERNEL, PAPER_KERNEL))
     small = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REPLICATE)
-    small = cv2.blur(small, (PAPER_BLUR, PAPER_BLUR))
-    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR).astype(np.float32) + 1.0
+    small = cv2.max(cv2.blur(small, (PAPER_BLUR, PAPER_BLUR)), 1)
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
-def binarize(strength: np.ndarray) -> np.ndarray:
-    """Ink mask (uint8 0/1) with hysteresis: faint parts are kept when they touch clearly dark parts."""
-    peak = float(cv2.blur(strength, (3, 3)).max())
-    if peak < MIN_PEAK_CONTRAST:
-        return np.zeros(strength.shape, np.uint8)
-    high = min(max(0.45 * peak, MIN_CONTRAST), 0.40)
-    low = (strength >= 0.6 * high).astype(np.uint8)
-    count, labels = cv2.connectedComponents(low, connectivity=8)
-    keep = np.zeros(count, bool)
-    keep[labels[strength >= high]] = True
-    keep[0] = False
-    return keep[labels].astype(np.uint8)
+def thresholds(strength: np.ndarray) -> tuple[int, int] | None:
+    """(low, high) ink thresholds for this picture, None when nothing is dark enough to be ink.
+
+    Hysteresis: pixels over `low` are ink when their stroke reaches `high` somewhere, so faint parts of a
+    pencil line stay attached while paper grain stays out.
+    """
+    peak = int(cv2.blur(strength, (3, 3)).max())
+    if peak < MIN_PEAK_CONTRAST * 255:
+        return None
+    high = min(max(0.45 * peak, MIN_CONTRAST * 255), 0.40 * 255)
+    return round(0.6 * high), round(high)
 
 
 def remove_ruled_lines(mask: np.ndarray) -> np.ndarray:
@@ -91,10 +89,15 @@ def remove_ruled_lines(mask: np.ndarray) -> np.ndarray:
     return mask & (1 - line_mask)
 
 
-def find_digits(mask: np.ndarray, gray: np.ndarray) -> list[Candidate]:
-    """Connected components -> filtered, grouped digit candidates, left to right (`gray`: dark ink on light)."""
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-    ids = [i for i in range(1, count) if _is_ink(i, labels, stats)]
+def find_digits(mask: np.ndarray, strong: np.ndarray, gray: np.ndarray) -> list[Candidate]:
+    """Connected components -> filtered, grouped digit candidates, left to right.
+
+    `mask`: faint-or-better ink (0/1); `strong`: clearly dark ink (bool); `gray`: dark ink on light paper.
+    """
+    # Grana's algorithm: several times faster than OpenCV's default when stats are wanted.
+    count, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(mask, 8, cv2.CV_32S, cv2.CCL_GRANA)
+    reaches_strong = np.bincount(labels[strong], minlength=count) > 0
+    ids = [i for i in range(1, count) if reaches_strong[i] and _is_ink(i, labels, stats)]
     if not ids:
         return []
     largest = max(stats[i, cv2.CC_STAT_AREA] for i in ids)
@@ -126,9 +129,15 @@ def _stands_out(candidate: Candidate, mask: np.ndarray, gray: np.ndarray) -> boo
     ring = gray[y0:y1, x0:x1][(far > near) & (mask[y0:y1, x0:x1] == 0)]
     if ring.size < 10:
         return True
-    ink = float(np.median(gray[y0:y1, x0:x1][shape > 0]))
-    paper = float(np.percentile(ring, STANDOUT_PERCENTILE)) + 1.0
+    ink = _quantile(gray[y0:y1, x0:x1][shape > 0], 50)
+    paper = _quantile(ring, STANDOUT_PERCENTILE) + 1.0
     return 1.0 - (ink + 1.0) / paper >= MIN_STANDOUT
+
+
+def _quantile(values: np.ndarray, percent: int) -> float:
+    """A percentile by partial sort: np.percentile costs more than the rest of this test on small arrays."""
+    k = min(len(values) - 1, len(values) * percent // 100)
+    return float(np.partition(values, k)[k])
 
 
 def _is_ink(i: int, labels: np.ndarray, stats: np.ndarray) -> bool:
@@ -188,7 +197,11 @@ def _digit_like(box: tuple[int, int, int, int], min_height: float) -> bool:
 
 def _crop(labels: np.ndarray, box: tuple[int, int, int, int], group: list[int]) -> np.ndarray:
     x, y, w, h = box
-    return np.isin(labels[y : y + h, x : x + w], group).astype(np.uint8)
+    window = labels[y : y + h, x : x + w]
+    mask = window == group[0]
+    for i in group[1:]:
+        mask |= window == i
+    return mask.view(np.uint8)
 
 
 def normalize(mask: np.ndarray) -> np.ndarray:
@@ -251,10 +264,12 @@ def _centre_mass(image: np.ndarray) -> np.ndarray:
 def preprocess(gray: np.ndarray) -> tuple[list[Candidate], np.ndarray, str | None]:
     """Grayscale working image -> (candidates, crops (n,28,28,1) float32, reason when there are none)."""
     gray = dark_ink(gray)
-    mask = remove_ruled_lines(binarize(ink_strength(gray)))
-    if not mask.any():
+    strength = ink_strength(gray)
+    levels = thresholds(strength)
+    if levels is None:
         return [], np.zeros((0, 28, 28, 1), np.float32), "no ink found"
-    candidates = find_digits(mask, gray)
+    mask = remove_ruled_lines((strength >= levels[0]).view(np.uint8))
+    candidates = find_digits(mask, strength >= levels[1], gray)
     if not candidates:
         return [], np.zeros((0, 28, 28, 1), np.float32), "no digit-like shapes"
     crops = np.stack([normalize(c.mask) for c in candidates])[..., None]
