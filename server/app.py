@@ -47,7 +47,8 @@ class State:
         """Stop taking connections, answer what is in flight, close every socket with 1001."""
         self.closing = True
         log.info("shutting down: answering what %d connections have in flight", len(self.connections))
-        await asyncio.gather(*(c.drain() for c in list(self.connections)), return_exceptions=True)
+        await asyncio.gather(*(c.finish(protocol.CLOSE_GOING_AWAY, "server shutting down")
+                               for c in list(self.connections)), return_exceptions=True)
 
 
 def create_app(config: Config) -> Quart:
@@ -137,14 +138,17 @@ def create_app(config: Config) -> Quart:
             return
         session, resumed = state.sessions.open(websocket.args.get("session"))
         connection = Connection(websocket._get_current_object(), state, session)
+        previous, session.owner = session.owner, connection
         state.connections.add(connection)
         state.metrics.connections.inc()
         try:
+            if previous is not None:  # a takeover: the old socket's frames are answered there first
+                await previous.finish(protocol.CLOSE_TAKEN_OVER, "session taken over by a newer connection")
             await connection.run(resumed)
         finally:
             state.connections.discard(connection)
             state.metrics.connections.dec()
-            state.sessions.detach(session)
+            state.sessions.detach(session, connection)
 
     return app
 

@@ -76,13 +76,17 @@ class Connection:
                 if not self._close_requested:
                     await self.ws.close(protocol.CLOSE_INTERNAL, "internal error")
         finally:
-            self._live_next = None  # or cancelling the live task would start it
-            for task in (reader, writer, self._live, self._replay, *self._photos):
-                if task is not None:
-                    task.cancel()
+            reader.cancel()
+            writer.cancel()
+            self._cancel_work()
 
-    async def drain(self) -> None:
-        """Server shutdown: answer what is in flight, then close with 1001."""
+    async def finish(self, code: int, reason: str) -> None:
+        """Take no new work, answer what is in flight (for up to drain_timeout_s), then close with `code`.
+
+        Used on server shutdown (1001) and when a newer socket takes the session over (4001): the frames
+        this socket sent are answered here, and are in the history before the newer socket's hello. Work
+        still unfinished after the wait is cancelled, unanswered, so that it never lands in the history later.
+        """
         self.closing = True
         if self._replay is not None:
             self._replay.cancel()
@@ -90,7 +94,14 @@ class Connection:
             async with asyncio.timeout(self.config.drain_timeout_s):
                 while self._live is not None or self._photos:
                     await asyncio.gather(*(t for t in (self._live, *self._photos) if t), return_exceptions=True)
-        self.close(protocol.CLOSE_GOING_AWAY, "server shutting down")
+        self._cancel_work()
+        self.close(code, reason)
+
+    def _cancel_work(self) -> None:
+        self._live_next = None  # or cancelling the live task would start it
+        for task in (self._live, self._replay, *self._photos):
+            if task is not None:
+                task.cancel()
 
     # Outgoing
 

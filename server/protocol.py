@@ -28,6 +28,7 @@ CLOSE_POLICY = 1008  # Origin not allowed
 CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
 CLOSE_TRY_LATER = 1013
+CLOSE_TAKEN_OVER = 4001  # a newer socket resumed this session
 
 MIN_SPEED, MAX_SPEED = 0.1, 20.0
 MAX_CONTROL_CHARS = 4096  # control messages are tiny; no need to parse megabytes of JSON on the event loop

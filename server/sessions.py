@@ -1,5 +1,8 @@
 """Sessions outlive their socket for `resume_grace_s`, so a client that reconnects gets its history back.
 
+A reconnect with the token takes the session over even while the old socket still looks open: a phone whose
+network dropped leaves a socket the server cannot tell from a live one until TCP gives up.
+
 Sessions live in one worker process's memory: with several workers a reconnect may land on another
 worker and then starts afresh.
 """
@@ -10,6 +13,7 @@ import asyncio
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from .history import History
 
@@ -19,7 +23,7 @@ class Session:
     token: str
     history: History
     started: float = field(default_factory=time.monotonic)
-    attached: bool = True
+    owner: Any = None  # the connection serving the session; None while it waits for its client
     _expiry: asyncio.TimerHandle | None = None
 
     def elapsed(self, when: float) -> float:
@@ -42,21 +46,26 @@ class SessionStore:
         return len(self._sessions)
 
     def open(self, token: str | None) -> tuple[Session, bool]:
-        """The detached session named by `token` if it is still kept, else a new one; says which."""
+        """The session named by `token` if it is still kept, else a new one; says which.
+
+        The caller sets the session's `owner`, and closes the previous owner if there was one (a takeover).
+        """
         session = self._sessions.get(token or "")
-        if session is not None and not session.attached:
-            if session._expiry is not None:
-                session._expiry.cancel()
-            session.attached = True
-            del self._detached[session.token]
+        if session is not None:
+            if session.owner is None:
+                if session._expiry is not None:
+                    session._expiry.cancel()
+                del self._detached[session.token]
             return session, True
         session = Session(secrets.token_urlsafe(18), History(self.history_frames, self.history_bytes))
         self._sessions[session.token] = session
         return session, False
 
-    def detach(self, session: Session) -> None:
-        """The socket is gone: keep the session for the grace period, then free it."""
-        session.attached = False
+    def detach(self, session: Session, owner: object) -> None:
+        """`owner`'s socket is gone: keep the session for the grace period, then free it (unless taken over)."""
+        if session.owner is not owner:
+            return
+        session.owner = None
         if self.grace_s <= 0:
             self._forget(session)
             return
@@ -67,7 +76,7 @@ class SessionStore:
         session._expiry = loop.call_later(self.grace_s, self._forget, session)
 
     def _forget(self, session: Session) -> None:
-        if not session.attached:
+        if session.owner is None:
             if session._expiry is not None:
                 session._expiry.cancel()
             self._sessions.pop(session.token, None)

@@ -6,6 +6,7 @@ slideshow replays what the earlier tests sent.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -287,6 +288,31 @@ def test_page_shows_a_lost_server_and_reconnects(browser: Browser) -> None:
             expect(page.get_by_test_id("reading")).to_have_text(sample_label(PHOTO_SAMPLE))
     finally:
         page.context.close()
+
+
+def test_a_duplicated_tab_takes_the_session_and_the_first_waits_for_the_user(browser: Browser, server: Server) -> None:
+    first = open_page(browser, server.url)
+    token = first.evaluate("sessionStorage.getItem('digits.session')")
+    # A duplicated tab copies sessionStorage, token included.
+    duplicate = browser.new_context()
+    duplicate.add_init_script(f"sessionStorage.setItem('digits.session', {json.dumps(token)})")
+    second = duplicate.new_page()
+    try:
+        second.goto(server.url)
+        expect(second.get_by_test_id("status")).to_have_text("connected", timeout=TIMEOUT_MS)
+        assert second.evaluate("sessionStorage.getItem('digits.session')") == token
+        status, banner = first.get_by_test_id("status"), first.get_by_role("alert")
+        expect(status).to_have_text("taken over", timeout=TIMEOUT_MS)
+        expect(banner).to_contain_text("This session is now open in another tab or window")
+        # Longer than the first retry of a lost connection: the first tab has not tried to take it back.
+        first.wait_for_timeout(2000)
+        assert len(first.sockets) == 1 and status.inner_text() == "taken over"
+        banner.get_by_role("button", name="Use it here").click()
+        expect(status).to_have_text("connected", timeout=TIMEOUT_MS)
+        expect(second.get_by_test_id("status")).to_have_text("taken over", timeout=TIMEOUT_MS)
+    finally:
+        first.context.close()
+        duplicate.close()
 
 
 @pytest.mark.parametrize(

@@ -63,17 +63,22 @@ def test_history_listing_and_slides() -> None:
     assert entry is not None and protocol.slide(entry, 0, 1)["result"] == RESULT and history.get(1) is None
 
 
-def test_sessions_resume_only_when_detached_and_expire() -> None:
+def test_sessions_resume_and_are_taken_over_then_expire() -> None:
     async def main() -> None:
         store = SessionStore(grace_s=0.05, history_frames=5, history_bytes=100)
         first, resumed = store.open(None)
-        assert not resumed
-        busy, resumed = store.open(first.token)  # still attached: a second tab gets its own session
-        assert not resumed and busy.token != first.token
-        store.detach(first)
+        assert not resumed and first.owner is None
+        first.owner = "socket A"
+        taken, resumed = store.open(first.token)  # still attached: a reconnect takes it over
+        assert resumed and taken is first and taken.owner == "socket A"
+        taken.owner = "socket B"
+        store.detach(first, "socket A")  # the old socket going away leaves the session with B
+        assert first.owner == "socket B"
+        store.detach(first, "socket B")
         again, resumed = store.open(first.token)
-        assert resumed and again is first
-        store.detach(first)
+        assert resumed and again is first and again.owner is None
+        again.owner = "socket C"
+        store.detach(first, "socket C")
         await asyncio.sleep(0.2)
         expired, resumed = store.open(first.token)
         assert not resumed and expired is not first

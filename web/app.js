@@ -25,6 +25,7 @@ const ui = {
   status: $("[data-testid=status]"),
   banner: $("[data-role=banner]"),
   bannerText: $("[data-role=banner-text]"),
+  retry: $("[data-role=retry]"),
   cameraToggle: $("[data-role=camera-toggle]"),
   cameraFrame: $("[data-role=camera-frame]"),
   cameraPlaceholder: $("[data-role=camera-placeholder]"),
@@ -47,11 +48,15 @@ let everConnected = false;
 let countdown = 0;
 
 connection.addEventListener("state", ({ detail }) => {
-  ui.status.textContent = detail.state;
+  ui.status.textContent = detail.state.replace("_", " ");
   ui.statusPill.dataset.state = detail.state;
-  const lost = detail.state === "reconnecting" || detail.state === "offline";
+  const takenOver = detail.state === "taken_over";
+  const lost = takenOver || detail.state === "reconnecting" || detail.state === "offline";
   ui.banner.hidden = !lost;
+  ui.retry.textContent = takenOver ? "Use it here" : "Retry now";
   clearInterval(countdown);
+  // The other tab or window has the session now: this one stops filming until the user takes it back.
+  if (takenOver && live.running) stopCamera();
   if (!lost) return;
   const retryAt = performance.now() + detail.retryInMs;
   const render = () => {
@@ -62,6 +67,7 @@ connection.addEventListener("state", ({ detail }) => {
 });
 
 function bannerText(state, reason, retryInMs) {
+  if (state === "taken_over") return `${reason} Use it here to take it back.`;
   if (state === "offline") return `${reason} Photos and the camera wait until the server is back.`;
   const when = retryInMs > 0 ? `in ${Math.ceil(retryInMs / 1000)} s` : "now";
   return `${reason} Reconnecting ${when}…`;
@@ -241,7 +247,7 @@ for (const tab of tabs) {
 }
 
 document.addEventListener("keydown", (event) => slideshow.handleKey(event));
-$("[data-role=retry]").addEventListener("click", () => connection.connectNow());
+ui.retry.addEventListener("click", () => connection.connectNow());
 
 let toastTimer = 0;
 

@@ -9,7 +9,10 @@ const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 10000];
 // A phone that loses its network may never see the socket close: ping, and give up on silence.
 const PING_EVERY_MS = 15000;
 const SILENCE_MS = 40000;
-// What the close codes of docs/protocol.md mean to a user; the page retries after each of them.
+// After 4001 another tab or window holds this session (duplicated tabs share sessionStorage): retrying by
+// itself would take it back, and the two would steal it from each other forever. Only the user reconnects.
+const CLOSE_TAKEN_OVER = 4001;
+// What the other close codes of docs/protocol.md mean to a user; the page retries after each of them.
 const CLOSE_REASONS = {
   1008: "The server refused this connection.",
   1009: "The last image was too large for the server.",
@@ -44,7 +47,8 @@ export function socketUrl(token) {
  * One WebSocket that keeps itself connected and resumes its session.
  *
  * Events (CustomEvent, payload in `detail`):
- *   "state"  {state: "connecting"|"connected"|"reconnecting"|"offline", retryInMs, reason}
+ *   "state"  {state: "connecting"|"connected"|"reconnecting"|"offline"|"taken_over", retryInMs, reason}
+ *            ("taken_over": another tab or window resumed this session; no retry until connectNow())
  *   one event per server message type ("hello", "result", "skipped", "error", "history",
  *   "history_dropped", "replay_end", "pong"), detail = the parsed message;
  *   "slide"  {slide, blob}: a slide message joined with the image that follows it.
@@ -62,8 +66,12 @@ export class Connection extends EventTarget {
     this.nextFrameId = 1;
     this.pendingSlide = null;
     this.reason = "";
-    window.addEventListener("online", () => this.connectNow());
-    window.addEventListener("offline", () => this.setState("offline", 0, "This device is offline."));
+    window.addEventListener("online", () => {
+      if (this.state !== "taken_over") this.connectNow();
+    });
+    window.addEventListener("offline", () => {
+      if (this.state !== "taken_over") this.setState("offline", 0, "This device is offline.");
+    });
   }
 
   get open() {
@@ -74,7 +82,7 @@ export class Connection extends EventTarget {
     this.connect();
   }
 
-  /** Retry at once (the user pressed "Retry now", or the device came back online). */
+  /** Connect at once (the user pressed "Retry now" or "Use it here", or the device came back online). */
   connectNow() {
     clearTimeout(this.retryTimer);
     this.attempt = 0;
@@ -158,6 +166,10 @@ export class Connection extends EventTarget {
     this.socket = null;
     this.pendingSlide = null;
     clearInterval(this.pingTimer);
+    if (code === CLOSE_TAKEN_OVER) {
+      this.setState("taken_over", 0, "This session is now open in another tab or window.");
+      return;
+    }
     const reason = CLOSE_REASONS[code] ?? "Connection lost.";
     if (!navigator.onLine) {
       this.setState("offline", 0, "This device is offline.");
