@@ -11,12 +11,14 @@ import asyncio
 import logging
 import multiprocessing
 import signal
+import time
 from multiprocessing.connection import wait
 from pathlib import Path
 
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.config import Sockets
+from hypercorn.protocol.events import Data, Event, StreamClosed
 from hypercorn.protocol.ws_stream import Handshake, WSStream
 from hypercorn.utils import wrap_app
 from wsproto.events import Ping
@@ -24,17 +26,24 @@ from wsproto.events import Ping
 from .config import Config, load_config
 
 _PING_CHECK_S = 1.0
+_SILENT_PINGS = 3  # a client that sends nothing, not even a pong, for this many ping intervals is gone
 
 
 async def _send_pings(self: WSStream) -> None:
-    """Hypercorn's ping loop, but noticing a closed socket within a second.
+    """Hypercorn's ping loop, but noticing a closed socket within a second, and a silent client.
 
     Hypercorn 0.18 looks at `closed` only once per ping interval, so every closed WebSocket keeps its
     connection task alive for up to a whole interval; on shutdown those tasks outlive the graceful
-    timeout and are cancelled with tracebacks.
+    timeout and are cancelled with tracebacks. It also never checks that pings are answered: a phone whose
+    network dropped kept its socket (and its session) until TCP gave up, minutes later. Such a socket is
+    closed here as a dropped one (1006 for the app), so its session waits for the client to resume it.
     """
     interval = self.config.websocket_ping_interval
+    self.last_heard = time.monotonic()
     while not self.closed:
+        if time.monotonic() - self.last_heard > _SILENT_PINGS * interval:
+            await self.send(StreamClosed(stream_id=self.stream_id))
+            return
         await self._send_wsproto_event(Ping())
         waited = 0.0
         while waited < interval and not self.closed:
@@ -43,6 +52,18 @@ async def _send_pings(self: WSStream) -> None:
 
 
 WSStream._send_pings = _send_pings  # type: ignore[method-assign]
+
+_handle_event = WSStream.handle
+
+
+async def _handle_noting_traffic(self: WSStream, event: Event) -> None:
+    """Hypercorn's event handler, noting when the client last sent anything (pongs included)."""
+    if isinstance(event, Data):
+        self.last_heard = time.monotonic()
+    await _handle_event(self, event)
+
+
+WSStream.handle = _handle_noting_traffic  # type: ignore[method-assign]
 
 _accept_handshake = Handshake.accept
 
