@@ -59,6 +59,7 @@ class Connection:
         self._live_next: tuple[ImageMessage, float] | None = None
         self._photos: set[asyncio.Task[None]] = set()
         self._photo_bytes = 0
+        self._photo_turn = asyncio.Lock()  # FIFO: photos enter the engine one at a time, in order
         self._replay: asyncio.Task[None] | None = None
 
     async def run(self, resumed: bool) -> None:
@@ -204,7 +205,13 @@ class Connection:
             self._photos.discard(task)
             self._photo_bytes -= len(image.data)
 
-        self._photos.add(self._spawn(self._recognize(image, received), done))
+        self._photos.add(self._spawn(self._recognize_photo(image, received), done))
+
+    async def _recognize_photo(self, image: ImageMessage, received: float) -> None:
+        # One photo per connection in the engine at a time: a client queueing heavy photos then holds one
+        # preparing thread, not all of them, and every other client keeps getting answers.
+        async with self._photo_turn:
+            await self._recognize(image, received)
 
     def _live_done(self, _: asyncio.Task[None]) -> None:
         self._live = None

@@ -126,6 +126,45 @@ def test_a_flooder_is_throttled_while_others_keep_getting_answers(hard_server: S
     assert after["frame"] == flood  # throttled, not disconnected
 
 
+def _heavy_png() -> bytes:
+    """A small file that is costly to prepare: a blank 6000 x 6000 page (about 0.5 s of CPU)."""
+    out = io.BytesIO()
+    Image.new("RGB", (6000, 6000), (235, 235, 230)).save(out, "PNG")
+    return out.getvalue()
+
+
+def test_a_client_queueing_heavy_photos_does_not_starve_the_others(hard_server: Server) -> None:
+    """Eight heavy photos queued at once by one client; another client's live frame, sent just after, is
+    answered while the heavy ones are still being worked through, not behind the whole queue."""
+    heavy, photos = _heavy_png(), 8
+    events: list[str] = []
+
+    async def heavy_client() -> None:
+        async with Client.connect(hard_server.ws_url) as client:
+            for frame in range(photos):
+                await client.send_image(heavy, frame, PHOTO)
+            answered: set[int] = set()
+            while len(answered) < photos:
+                message = await client.recv()
+                if isinstance(message, dict) and message["type"] == "result":
+                    answered.add(message["frame"])
+                    events.append("heavy")
+
+    async def live_client() -> None:
+        async with Client.connect(hard_server.ws_url) as client:
+            await asyncio.sleep(0.3)  # the heavy photos are queued first
+            await client.send_image(SMALL, 100)
+            await client.expect("result")
+            events.append("live")
+
+    async def main() -> None:
+        await asyncio.gather(heavy_client(), live_client())
+
+    asyncio.run(main())
+    assert events.count("heavy") == photos
+    assert events.index("live") <= photos // 2, events
+
+
 # Accounting
 
 
