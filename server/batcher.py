@@ -147,7 +147,7 @@ class Batcher:
         """Runs on the inference thread: one model call for all crops, then one assemble per image."""
         started = time.perf_counter()
         try:
-            probs = self._split(self.classifier.classify(np.concatenate([p.crops for p in batch])), batch)
+            probs = engine.classify_batch(batch, self.classifier)
         except Exception:
             # One bad image must not sink the batch: retry image by image to confine the failure.
             probs = [self._classify_one(p) for p in batch]
@@ -165,9 +165,3 @@ class Batcher:
             return self.classifier.classify(prepared.crops)
         except Exception as error:
             return error
-
-    @staticmethod
-    def _split(probs: np.ndarray, batch: list[engine.Prepared]) -> list[np.ndarray]:
-        ends = np.cumsum([len(p.crops) for p in batch])[:-1]
-        return np.split(probs, ends)
-

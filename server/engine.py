@@ -15,7 +15,7 @@ from server.classifier import NOT_A_DIGIT, Classifier
 from server.decode import ImageError, decode
 from server.preprocess import preprocess
 
-__all__ = ["Classifier", "ImageError", "Prepared", "assemble", "prepare", "recognize"]
+__all__ = ["Classifier", "ImageError", "Prepared", "assemble", "classify_batch", "prepare", "recognize"]
 
 # A candidate is read as a digit only when the model is at least this sure (calibrated on photos-dev).
 MIN_CONFIDENCE = 0.5
@@ -71,6 +71,14 @@ def assemble(prepared: Prepared, probs: np.ndarray) -> dict:
     return {"number": number, "reason": reason, "digits": digits, "width": prepared.width, "height": prepared.height}
 
 
+def classify_batch(prepared: list[Prepared], classifier: Classifier) -> list[np.ndarray]:
+    """Every crop of every image through the model in ONE call; the probabilities split back per image."""
+    if not prepared:
+        return []
+    probs = classifier.classify(np.concatenate([p.crops for p in prepared]))
+    return np.split(probs, np.cumsum([len(p.crops) for p in prepared])[:-1])
+
+
 def recognize(datas: list[bytes], classifier: Classifier, max_pixels: int = 40_000_000) -> list[dict | ImageError]:
     """Prepare each image, classify every crop in one batch, assemble each result (errors returned, not raised)."""
     prepared: list[Prepared | ImageError] = []
@@ -80,14 +88,5 @@ def recognize(datas: list[bytes], classifier: Classifier, max_pixels: int = 40_0
         except ImageError as exc:
             prepared.append(exc)
     ready = [p for p in prepared if isinstance(p, Prepared)]
-    crops = [p.crops for p in ready]
-    probs = classifier.classify(np.concatenate(crops) if crops else np.zeros((0, 28, 28, 1), np.float32))
-    results: list[dict | ImageError] = []
-    offset = 0
-    for p in prepared:
-        if isinstance(p, ImageError):
-            results.append(p)
-            continue
-        results.append(assemble(p, probs[offset : offset + len(p.crops)]))
-        offset += len(p.crops)
-    return results
+    probs = iter(classify_batch(ready, classifier))
+    return [p if isinstance(p, ImageError) else assemble(p, next(probs)) for p in prepared]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from server.config import ROOT, Config
-from server.engine import Classifier, ImageError, Prepared, assemble, prepare
+from server.engine import Classifier, ImageError, Prepared, assemble, classify_batch, prepare
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
 
@@ -34,17 +34,8 @@ def read_all(datas: list[bytes], classifier: Classifier, pool: ThreadPoolExecuto
             return exc
 
     prepared = list(pool.map(safe_prepare, datas))
-    ready = [p for p in prepared if isinstance(p, Prepared)]
-    probs = classifier.classify(np.concatenate([p.crops for p in ready])) if ready else None
-    numbers: list[str | None] = []
-    offset = 0
-    for p in prepared:
-        if isinstance(p, ImageError):
-            numbers.append("?")
-            continue
-        numbers.append(assemble(p, probs[offset : offset + len(p.crops)])["number"])
-        offset += len(p.crops)
-    return numbers
+    probs = iter(classify_batch([p for p in prepared if isinstance(p, Prepared)], classifier))
+    return ["?" if isinstance(p, ImageError) else assemble(p, next(probs))["number"] for p in prepared]
 
 
 def evaluate_folder(folder: Path, classifier: Classifier, pool: ThreadPoolExecutor) -> list[tuple[Path, str, str]]:
