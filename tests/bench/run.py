@@ -233,9 +233,13 @@ def ratios(results: dict[str, Any]) -> dict[str, Any]:
 
 def targets(results: dict[str, Any]) -> dict[str, Any]:
     r, memory = results["ratios"], results["server"]["memory"]
-    webcam_ms = results["engine"]["latency"]["320x240"]["total_ms"]
+    latency = results["engine"]["latency"]
+    webcam_ms, photo_ms = latency["320x240"]["total_ms"], latency["4000x3000"]["total_ms"]
     return {
         "engine_320x240_median_ms": {"value": webcam_ms, "goal": "<= 2", "met": webcam_ms <= 2},
+        # Decoding dominates: libjpeg-turbo must entropy-decode every byte whatever the scale (about 9 ms/MB here).
+        "engine_4000x3000_median_ms": {"value": photo_ms, "goal": "<= 20", "met": photo_ms <= 20,
+                                       "jpeg_mb": round(latency["4000x3000"]["bytes"] / 1e6, 2)},
         "server_over_in_process": {"value": r["server_over_in_process"], "goal": ">= 0.7",
                                    "met": r["server_over_in_process"] >= 0.7},
         "p99_at_streams_over_p50_at_1": {"value": r["p99_at_streams_over_p50_at_1"], "goal": "<= 3",
