@@ -16,6 +16,7 @@ from PIL import Image, ImageOps
 from server.config import load_config
 from server.decode import WORK_MAX_PIXELS, decode
 from server.engine import Classifier, ImageError, Prepared, prepare, recognize
+from tests.bench import images
 
 SAMPLE_PATHS = sorted(p for p in SAMPLES.iterdir() if p.suffix.lower() in {".jpg", ".png"})
 MULTI = SAMPLES / "407__multi.jpg"
@@ -144,6 +145,38 @@ def test_no_digit_in_blank_or_noise(image: np.ndarray, classifier: Classifier) -
     assert result["number"] is None and result["digits"] == [] and result["reason"]
 
 
+def _dark_desk(sheet: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """`sheet` (grey) lying on a dark desk that fills more than half of a 640x480 frame, slightly turned."""
+    desk = np.clip(rng.normal(45, 6, (480, 640)), 0, 255).astype(np.uint8)
+    sheet = cv2.resize(sheet, (300, 225), interpolation=cv2.INTER_AREA)
+    turn = cv2.getRotationMatrix2D((150, 112), 6, 1.0)
+    turn[:, 2] += (300, 200)
+    inside = cv2.warpAffine(np.full_like(sheet, 255), turn, (640, 480)) > 128
+    desk[inside] = cv2.warpAffine(sheet, turn, (640, 480))[inside]
+    return desk
+
+
+def test_sheet_on_a_dark_desk_is_not_read_as_light_ink(classifier: Classifier) -> None:
+    """Mostly dark, yet not a dark screen: the light area is a sheet of paper, far too big for strokes."""
+    rng = np.random.default_rng(5)
+    sheet = np.asarray(Image.open(MULTI).convert("L"))
+    assert read(encode(Image.fromarray(_dark_desk(sheet, rng)), "PNG"), classifier)["number"] == "407"
+    blank = np.full((225, 300), 225, np.uint8)
+    assert read(encode(Image.fromarray(_dark_desk(blank, rng)), "PNG"), classifier)["number"] is None
+
+
+@pytest.mark.parametrize("squared", [False, True], ids=["ruled-with-margin", "squared"])
+def test_paper_lines_are_not_digits(squared: bool, classifier: Classifier) -> None:
+    """Ruled and squared paper: lines that run across the whole picture, upright ones included (a "1")."""
+    page = np.full((480, 640), 235, np.uint8)
+    for y in range(20, 480, 32):
+        cv2.line(page, (0, y), (639, y + 6), 150, 1, cv2.LINE_AA)
+    for x in range(40, 640, 32) if squared else [90]:
+        cv2.line(page, (x, 0), (x - 4, 479), 120, 2 if x == 90 else 1, cv2.LINE_AA)
+    page = cv2.GaussianBlur(page, (0, 0), 0.7)
+    assert read(encode(Image.fromarray(page), "JPEG", quality=90), classifier)["number"] is None
+
+
 def _png_header(width: int, height: int) -> bytes:
     """A PNG that claims a huge size: a decompression bomb's header, without the bomb."""
 
@@ -195,6 +228,14 @@ def test_big_photo_is_shrunk_while_decoding_and_boxes_are_full_size(classifier: 
     assert result["number"] == "407"
     x, y, w, h = result["digits"][-1]["box"]
     assert x + w > 2000 and y + h > 1500  # the 7 sits in the lower half, past the middle
+
+
+def test_faint_pencil_numbers_are_read_whole(classifier: Classifier) -> None:
+    """Thin pencil and ballpoint strokes break into pieces at webcam size (an 8 into its two loops, a curly
+    2 into three): each number must still come back whole. These are the frames `make bench` streams."""
+    frames = images.frames(images.WEBCAM, len(images.NUMBERS)) + [images.phone_photo()]
+    numbers = [read(frame, classifier)["number"] for frame in frames]
+    assert numbers == [*images.NUMBERS, "2718"]
 
 
 def test_prepared_follows_the_contract(classifier: Classifier) -> None:
