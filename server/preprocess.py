@@ -65,7 +65,7 @@ def _paper(gray: np.ndarray) -> np.ndarray:
     The copy is shrunk by a whole factor, which OpenCV does many times faster than any other ratio.
     """
     height, width = gray.shape
-    factor = max(1, max(height, width) // PAPER_SIDE)
+    factor = max(1, min(max(height, width) // PAPER_SIDE, height, width))  # a 300x1 strip stays 1 wide
     small = cv2.resize(
         gray[: height - height % factor, : width - width % factor],
         (max(1, width // factor), max(1, height // factor)),
@@ -75,7 +75,7 @@ def _paper(gray: np.ndarray) -> np.ndarray:
     kernel = np.ones((_odd(PAPER_KERNEL * zoom), _odd(PAPER_KERNEL * zoom)), np.uint8)
     small = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REPLICATE)
     blur = _odd(PAPER_BLUR * zoom)
-    small = cv2.max(cv2.blur(small, (blur, blur)), 1)
+    small = np.maximum(cv2.blur(small, (blur, blur)), 1)  # cv2.max takes a 1x1 image for a scalar
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
 
 

@@ -177,6 +177,14 @@ def test_paper_lines_are_not_digits(squared: bool, classifier: Classifier) -> No
     assert read(encode(Image.fromarray(page), "JPEG", quality=90), classifier)["number"] is None
 
 
+@pytest.mark.parametrize("size", [(1, 1), (1, 300), (40000, 1), (2, 129), (5, 5)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_degenerate_sizes_give_no_digit(size: tuple[int, int], classifier: Classifier) -> None:
+    """Strips and single pixels (found by the fuzzer: a 1x1 BMP once crashed the paper estimate)."""
+    for fmt in ("BMP", "PNG"):
+        result = read(encode(Image.new("L", size, 30), fmt), classifier)
+        assert result["number"] is None and result["reason"]
+
+
 def _png_header(width: int, height: int) -> bytes:
     """A PNG that claims a huge size: a decompression bomb's header, without the bomb."""
 
