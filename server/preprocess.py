@@ -19,7 +19,8 @@ MIN_DIGIT_HEIGHT = 10  # pixels of the working image: smaller shapes are specks,
 MAX_STROKE_DEPTH = 0.13  # light strokes on a dark screen: no point deeper inside them (fraction of the short side)
 MIN_CONTRAST = 0.10  # ink must be at least this much darker than the paper around it (fraction)
 MIN_PEAK_CONTRAST = 0.22  # ... and somewhere at least this dark, or it is grain, show-through or shadow
-# The paper is estimated on a copy this big (long side), by a closing this wide, then a box blur this wide.
+# The paper is estimated on a copy about this big (long side), by a closing this wide, then a box blur this
+# wide; both are scaled to the copy's actual size.
 PAPER_SIDE = 128
 PAPER_KERNEL = 17
 PAPER_BLUR = 9
@@ -72,7 +73,7 @@ def _paper(gray: np.ndarray) -> np.ndarray:
         interpolation=cv2.INTER_AREA,
     )
     zoom = max(small.shape) / PAPER_SIDE  # the kernels are sized for a copy PAPER_SIDE pixels long
-    kernel = np.ones((_odd(PAPER_KERNEL * zoom), _odd(PAPER_KERNEL * zoom)), np.uint8)
+    kernel = np.ones((_odd(PAPER_KERNEL * zoom),) * 2, np.uint8)
     small = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REPLICATE)
     blur = _odd(PAPER_BLUR * zoom)
     small = np.maximum(cv2.blur(small, (blur, blur)), 1)  # cv2.max takes a 1x1 image for a scalar
