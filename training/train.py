@@ -93,9 +93,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     # Negatives (class 10): a pool drawn once; each epoch samples from it and flips them.
     n_neg = max(16, int(len(train_x) * args.negatives))
-    neg_pool = negatives.negatives(rng, n_neg * 3, digits=to_unit(train_x))
+    neg_pool = negatives.negatives(rng, n_neg * 3)
     n_neg_val = max(16, len(val_x) // 8)
-    neg_val = negatives.negatives(np.random.default_rng(SPLIT_SEED + 1), n_neg_val, digits=to_unit(val_x))
+    neg_val = negatives.negatives(np.random.default_rng(SPLIT_SEED + 1), n_neg_val)
     print(f"negatives: pool {len(neg_pool)}, {n_neg} per epoch, {len(neg_val)} validation")
 
     # Scenes: photo-like pictures through the serving engine's own preprocessing.
@@ -344,7 +344,7 @@ def evaluate(model: keras.Model, data: dict, blank_scenes: int = 150) -> dict:
         figures["usps_test_accuracy"] = round(float(np.mean(pred_u == yu)), 5)
         all_true.append(yu)
         all_pred.append(pred_u)
-    neg = negatives.negatives(np.random.default_rng(SPLIT_SEED + 2), 3000, digits=to_unit(xs[:1000]))
+    neg = negatives.negatives(np.random.default_rng(SPLIT_SEED + 2), 3000)
     pred_n = predict(model, neg)
     figures["negatives_rejected"] = round(float(np.mean(pred_n == NOT_A_DIGIT)), 5)
     all_true.append(np.full(len(neg), NOT_A_DIGIT))
