@@ -22,7 +22,7 @@ from conftest import SAMPLES, Server
 from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image, ImageDraw
-from wsclient import LIVE, PHOTO, Client, answered_frames
+from wsclient import LIVE, PHOTO, Client, answered_frames, image_message
 
 pytestmark = pytest.mark.timeout(3600)  # the long profile runs for minutes
 
@@ -220,7 +220,7 @@ async def _conversation(url: str, sequence: list, oversized: bool) -> Replies:
             if isinstance(item, tuple):
                 kind, payload = item
                 frames[1000 + index] = kind
-                message: str | bytes = struct.pack(">BI", kind, 1000 + index) + payload
+                message: str | bytes = image_message(payload, 1000 + index, kind)
                 bad += kind not in (LIVE, PHOTO)
             else:
                 message = item

@@ -24,7 +24,7 @@ import psutil
 import pytest
 from conftest import SAMPLES, Server, running_server
 from PIL import Image
-from wsclient import LIVE, PHOTO, Client, answered_frames
+from wsclient import LIVE, PHOTO, Client, answered_frames, image_message
 
 SMALL = (SAMPLES / "6.jpg").read_bytes()
 PHOTOS = [(SAMPLES / name).read_bytes() for name in ("1.jpg", "3.jpg", "4.jpg", "7.jpg")]
@@ -244,7 +244,7 @@ def _reset(sock: socket.socket) -> None:
 
 def _vanish_mid_frame(port: int) -> None:
     sock = _raw_websocket(port)
-    frame = _client_frame(struct.pack(">BI", PHOTO, 1) + SMALL)
+    frame = _client_frame(image_message(SMALL, 1, PHOTO))
     sock.sendall(frame[: len(frame) // 2])
     _reset(sock)
 
@@ -252,7 +252,7 @@ def _vanish_mid_frame(port: int) -> None:
 def _vanish_with_frames_in_flight(port: int) -> None:
     sock = _raw_websocket(port)
     for frame in range(4):
-        sock.sendall(_client_frame(struct.pack(">BI", PHOTO, frame) + PHOTOS[frame]))
+        sock.sendall(_client_frame(image_message(PHOTOS[frame], frame, PHOTO)))
     _reset(sock)
 
 
@@ -264,7 +264,7 @@ def _vanish_mid_handshake(port: int) -> None:
 
 def _leave_without_close_frame(port: int) -> None:
     sock = _raw_websocket(port)
-    sock.sendall(_client_frame(struct.pack(">BI", LIVE, 1) + SMALL))
+    sock.sendall(_client_frame(image_message(SMALL, 1, LIVE)))
     sock.close()  # a FIN, but never a WebSocket close frame
 
 
