@@ -147,7 +147,7 @@ class Batcher:
         """Runs on the inference thread: one model call for all crops, then one assemble per image."""
         started = time.perf_counter()
         try:
-            probs = engine.classify_batch(batch, self.classifier)
+            probs = engine.classify_batch(batch, self.classifier.classify)
         except Exception:
             # One bad image must not sink the batch: retry image by image to confine the failure.
             probs = [self._classify_one(p) for p in batch]

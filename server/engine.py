@@ -1,21 +1,27 @@
 """The recognition engine: image bytes -> digit crops (prepare) -> probabilities (Classifier) -> result (assemble).
 
 `prepare` is pure NumPy/OpenCV and thread-safe; the server runs it in a thread pool and batches the crops of
-many images into one `Classifier.classify` call.
+many images into one `Classifier.classify` call. `recognize` does all three for a list of images: the CLI,
+`make eval` and the training script's scene check use it, each with its own classify function and map.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
-from server.classifier import NOT_A_DIGIT, Classifier
+from server.classifier import CLASSES, NOT_A_DIGIT, Classifier
 from server.decode import ImageError, decode
 from server.preprocess import preprocess
 
-__all__ = ["Classifier", "ImageError", "Prepared", "assemble", "classify_batch", "prepare", "recognize"]
+__all__ = ["Classifier", "Classify", "ImageError", "Prepared", "assemble", "classify_batch", "prepare", "recognize"]
+
+# (n, 28, 28, 1) crops -> (n, 11) probabilities: `Classifier.classify` when serving, a Keras model in training.
+Classify = Callable[[np.ndarray], np.ndarray]
 
 # A candidate is read as a digit only when the model is at least this sure (calibrated on photos-dev).
 MIN_CONFIDENCE = 0.5
@@ -71,22 +77,31 @@ def assemble(prepared: Prepared, probs: np.ndarray) -> dict:
     return {"number": number, "reason": reason, "digits": digits, "width": prepared.width, "height": prepared.height}
 
 
-def classify_batch(prepared: list[Prepared], classifier: Classifier) -> list[np.ndarray]:
+def classify_batch(prepared: list[Prepared], classify: Classify) -> list[np.ndarray]:
     """Every crop of every image through the model in ONE call; the probabilities split back per image."""
     if not prepared:
         return []
-    probs = classifier.classify(np.concatenate([p.crops for p in prepared]))
+    crops = np.concatenate([p.crops for p in prepared])
+    probs = classify(crops) if len(crops) else np.zeros((0, CLASSES), np.float32)
     return np.split(probs, np.cumsum([len(p.crops) for p in prepared])[:-1])
 
 
-def recognize(datas: list[bytes], classifier: Classifier, max_pixels: int = 40_000_000) -> list[dict | ImageError]:
-    """Prepare each image, classify every crop in one batch, assemble each result (errors returned, not raised)."""
-    prepared: list[Prepared | ImageError] = []
-    for data in datas:
-        try:
-            prepared.append(prepare(data, max_pixels))
-        except ImageError as exc:
-            prepared.append(exc)
+def recognize(
+    datas: list[bytes],
+    classify: Classify,
+    max_pixels: int = 40_000_000,
+    map_fn: Callable[..., Iterable] = map,
+) -> list[dict | ImageError]:
+    """Prepare each image, classify every crop in one batch, assemble each result (errors returned, not raised).
+    Pass a thread pool's `map` as `map_fn` to prepare the images in parallel."""
+    prepared = list(map_fn(partial(_prepare_or_error, max_pixels=max_pixels), datas))
     ready = [p for p in prepared if isinstance(p, Prepared)]
-    probs = iter(classify_batch(ready, classifier))
+    probs: Iterator[np.ndarray] = iter(classify_batch(ready, classify))
     return [p if isinstance(p, ImageError) else assemble(p, next(probs)) for p in prepared]
+
+
+def _prepare_or_error(data: bytes, max_pixels: int) -> Prepared | ImageError:
+    try:
+        return prepare(data, max_pixels)
+    except ImageError as exc:
+        return exc

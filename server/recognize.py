@@ -47,7 +47,7 @@ def _recognize_files(paths: list[str], classifier: Classifier, max_pixels: int) 
                 datas.append(f.read())
         except OSError as exc:
             datas.append(ImageError("bad_image", f"cannot read the file: {exc.strerror or exc}"))
-    readable = iter(recognize([d for d in datas if isinstance(d, bytes)], classifier, max_pixels))
+    readable = iter(recognize([d for d in datas if isinstance(d, bytes)], classifier.classify, max_pixels))
     return [d if isinstance(d, ImageError) else next(readable) for d in datas]
 
 

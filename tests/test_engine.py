@@ -29,7 +29,7 @@ def classifier() -> Classifier:
 
 
 def read(data: bytes, classifier: Classifier, **kwargs: object) -> dict:
-    (result,) = recognize([data], classifier, **kwargs)
+    (result,) = recognize([data], classifier.classify, **kwargs)
     if isinstance(result, ImageError):
         raise result
     return result
@@ -218,12 +218,12 @@ def test_bad_input_raises_image_error(data: bytes, code: str, words: str) -> Non
 
 def test_max_pixels_is_configurable(classifier: Classifier) -> None:
     data = DIGIT.read_bytes()
-    (result,) = recognize([data], classifier, max_pixels=100_000)
+    (result,) = recognize([data], classifier.classify, max_pixels=100_000)
     assert isinstance(result, ImageError) and result.code == "too_many_pixels"
 
 
 def test_recognize_keeps_errors_in_place(classifier: Classifier) -> None:
-    results = recognize([DIGIT.read_bytes(), b"junk", MULTI.read_bytes()], classifier)
+    results = recognize([DIGIT.read_bytes(), b"junk", MULTI.read_bytes()], classifier.classify)
     assert [r["number"] if isinstance(r, dict) else r.code for r in results] == ["4", "bad_image", "407"]
 
 
@@ -263,6 +263,6 @@ def test_prepared_follows_the_contract(classifier: Classifier) -> None:
 def test_multi_digit_strips_from_photos_dev(shared_data: Path, classifier: Classifier) -> None:
     folder = shared_data / "photos-dev" / "photo"
     paths = sorted(p for p in folder.iterdir() if len(sample_label(p)) > 1)
-    results = recognize([p.read_bytes() for p in paths], classifier)
+    results = recognize([p.read_bytes() for p in paths], classifier.classify)
     correct = sum(r["number"] == sample_label(p) for p, r in zip(paths, results, strict=True))
     assert correct >= 0.8 * len(paths), f"{correct}/{len(paths)} multi-digit strips read exactly"

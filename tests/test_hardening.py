@@ -8,7 +8,6 @@ One server for the module (a fault marker set, a short resume grace); the SIGTER
 from __future__ import annotations
 
 import asyncio
-import base64
 import io
 import os
 import signal
@@ -24,7 +23,7 @@ import psutil
 import pytest
 from conftest import SAMPLES, Server, running_server
 from PIL import Image
-from wsclient import LIVE, PHOTO, Client, answered_frames, image_message
+from wsclient import LIVE, PHOTO, Client, answered_frames, image_message, raw_websocket
 
 SMALL = (SAMPLES / "6.jpg").read_bytes()
 PHOTOS = [(SAMPLES / name).read_bytes() for name in ("1.jpg", "3.jpg", "4.jpg", "7.jpg")]
@@ -214,19 +213,6 @@ def test_every_frame_is_answered_skipped_or_refused_under_mixed_load(hard_server
 # Faults
 
 
-def _raw_websocket(port: int) -> socket.socket:
-    """A hand-made WebSocket: handshake done, hello waiting; the test then misbehaves on it."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += sock.recv(4096)
-    assert head.startswith(b"HTTP/1.1 101"), head[:100]
-    return sock
-
-
 def _client_frame(payload: bytes) -> bytes:
     """A masked binary WebSocket frame, as a client must send."""
     mask = os.urandom(4)
@@ -243,14 +229,14 @@ def _reset(sock: socket.socket) -> None:
 
 
 def _vanish_mid_frame(port: int) -> None:
-    sock = _raw_websocket(port)
+    sock = raw_websocket(port)
     frame = _client_frame(image_message(SMALL, 1, PHOTO))
     sock.sendall(frame[: len(frame) // 2])
     _reset(sock)
 
 
 def _vanish_with_frames_in_flight(port: int) -> None:
-    sock = _raw_websocket(port)
+    sock = raw_websocket(port)
     for frame in range(4):
         sock.sendall(_client_frame(image_message(PHOTOS[frame], frame, PHOTO)))
     _reset(sock)
@@ -263,7 +249,7 @@ def _vanish_mid_handshake(port: int) -> None:
 
 
 def _leave_without_close_frame(port: int) -> None:
-    sock = _raw_websocket(port)
+    sock = raw_websocket(port)
     sock.sendall(_client_frame(image_message(SMALL, 1, LIVE)))
     sock.close()  # a FIN, but never a WebSocket close frame
 

@@ -4,14 +4,12 @@ socket still looks open, as after a phone's network drop, gets the session and i
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
-import os
 import socket
 import time
 
 from conftest import SAMPLES, Server, running_server
-from wsclient import LIVE, PHOTO, SLIDE, TIMEOUT, Client, answered_frames, split_binary
+from wsclient import LIVE, PHOTO, SLIDE, TIMEOUT, Client, answered_frames, raw_websocket, split_binary
 
 IMAGE = (SAMPLES / "6.jpg").read_bytes()
 TAKEN_OVER = 4001
@@ -67,16 +65,11 @@ def test_after_a_takeover_the_session_resumes_again_once_the_new_socket_goes(ser
     assert [f["frame"] for f in listing["frames"]] == [0, 1]
 
 
-def _raw_websocket(port: int) -> tuple[socket.socket, dict]:
+def _silent_websocket(port: int) -> tuple[socket.socket, dict]:
     """A socket that does the opening handshake, reads the hello, and from then on answers nothing (no pongs):
     a phone whose network dropped, as the server sees it."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-    key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall(f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                 f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    sock = raw_websocket(port)
     stream = sock.makefile("rb")
-    while stream.readline() not in (b"\r\n", b""):
-        pass  # the 101 response and its headers
     while True:  # unmasked server frames; pings may come before the hello, a whole text frame
         opcode, length = stream.read(2)
         if length == 126:
@@ -94,7 +87,7 @@ def _read_until_closed(sock: socket.socket) -> None:
 
 def test_a_client_that_stops_answering_pings_is_dropped_and_can_resume() -> None:
     with running_server(ping_interval_s=0.5) as server:
-        silent, hello = _raw_websocket(server.port)
+        silent, hello = _silent_websocket(server.port)
         with silent:
             async def main() -> dict:
                 async with Client.connect(server.ws_url) as alive:

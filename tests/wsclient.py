@@ -8,7 +8,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
+import socket
 import struct
 import time
 from collections.abc import AsyncIterator, Callable
@@ -122,3 +125,20 @@ def answered_frames(messages: list[dict[str, Any] | bytes]) -> dict[int, str]:
         elif m["type"] == "error" and m["frame"] is not None:
             outcome[m["frame"]] = m["code"]
     return outcome
+
+
+def raw_websocket(port: int) -> socket.socket:
+    """A hand-made WebSocket for tests that misbehave below the protocol: the opening handshake is done and
+    its response read up to the blank line, byte by byte, so the server's first frame is still unread."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(f"GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        byte = sock.recv(1)
+        assert byte, f"the server closed during the handshake: {head[:100]!r}"
+        head += byte
+    assert head.startswith(b"HTTP/1.1 101"), head[:100]
+    return sock
+

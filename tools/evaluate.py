@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from server.config import ROOT, Config
-from server.engine import Classifier, ImageError, Prepared, assemble, classify_batch, prepare
+from server.engine import Classifier, ImageError, recognize
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
 
@@ -26,16 +26,8 @@ def label(path: Path) -> str:
 
 def read_all(datas: list[bytes], classifier: Classifier, pool: ThreadPoolExecutor) -> list[str | None]:
     """The number read from each image ('?' when unreadable): prepared in threads, classified in one batch."""
-
-    def safe_prepare(data: bytes) -> Prepared | ImageError:
-        try:
-            return prepare(data)
-        except ImageError as exc:
-            return exc
-
-    prepared = list(pool.map(safe_prepare, datas))
-    probs = iter(classify_batch([p for p in prepared if isinstance(p, Prepared)], classifier))
-    return ["?" if isinstance(p, ImageError) else assemble(p, next(probs))["number"] for p in prepared]
+    results = recognize(datas, classifier.classify, map_fn=pool.map)
+    return ["?" if isinstance(r, ImageError) else r["number"] for r in results]
 
 
 def evaluate_folder(folder: Path, classifier: Classifier, pool: ThreadPoolExecutor) -> list[tuple[Path, str, str]]:

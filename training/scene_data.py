@@ -174,24 +174,8 @@ def scene_figures(model, n: int = 300, seed: int = 2029) -> dict:
 
 def read_numbers(model, datas: list[bytes], threads: int = 2) -> list[str | None]:
     """The number the engine reads from each image with this model (all crops classified in one batch)."""
-    from server.engine import ImageError, assemble, prepare
-
-    def safe(d: bytes):
-        try:
-            return prepare(d)
-        except ImageError:
-            return None
+    from server.engine import recognize
 
     with ThreadPoolExecutor(threads) as pool:
-        prepared = list(pool.map(safe, datas))
-    crops = [p.crops for p in prepared if p is not None and len(p.crops)]
-    probs = model.predict(np.concatenate(crops), batch_size=256, verbose=0) if crops else np.zeros((0, 11))
-    out: list[str | None] = []
-    offset = 0
-    for p in prepared:
-        if p is None or len(p.crops) == 0:
-            out.append(None)
-            continue
-        out.append(assemble(p, probs[offset : offset + len(p.crops)])["number"])
-        offset += len(p.crops)
-    return out
+        results = recognize(datas, lambda crops: model.predict(crops, batch_size=256, verbose=0), map_fn=pool.map)
+    return [r.get("number") if isinstance(r, dict) else None for r in results]

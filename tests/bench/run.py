@@ -90,7 +90,7 @@ def engine_throughput(classifier: engine.Classifier, frames: list[bytes], total:
         futures = [pool.submit(engine.prepare, frames[i % len(frames)]) for i in range(total)]
         for first in range(0, total, batch):
             ready = [future.result() for future in futures[first : first + batch]]
-            for prepared, p in zip(ready, engine.classify_batch(ready, classifier), strict=True):
+            for prepared, p in zip(ready, engine.classify_batch(ready, classifier.classify), strict=True):
                 engine.assemble(prepared, p)
     seconds = time.perf_counter() - start
     return {"fps": round(total / seconds, 1), "frames": total, "threads": threads, "batch": batch}
