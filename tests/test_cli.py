@@ -55,3 +55,25 @@ def test_json_prints_the_full_result(tmp_path: Path) -> None:
     assert len(first["digits"][0]["box"]) == 4 and len(first["digits"][0]["top3"]) == 3
     assert second == {"path": str(empty), "error": second["error"], "code": "bad_image"}
     assert "empty" in second["error"] and done.returncode == 1
+
+
+def test_make_eval_reports_each_set(tmp_path: Path) -> None:
+    """`make eval` (tools.evaluate) on a data folder of its own making: one 28x28 test set, a few blank scenes."""
+    import numpy as np
+
+    digits = np.zeros((3, 28, 28), np.uint8)
+    digits[:, 4:24, 13:15] = 255  # three upright bars: "1"
+    np.savez(tmp_path / "mnist.npz", x_test=digits, y_test=np.array([1, 1, 7]))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.evaluate", "--data", str(tmp_path), "--blank", "6"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+
+    assert done.returncode == 0, done.stderr
+    samples, mnist, blank = (line.split() for line in done.stdout.splitlines())
+    n_samples = len(list(SAMPLES.iterdir()))
+    assert samples == [str(SAMPLES), f"{n_samples}/{n_samples}", "100.00%"]
+    assert mnist == ["mnist", "test", "set", "(classifier", "only)", "2/3", "66.67%", "0", "refused", "as", "not", "a",
+                     "digit"]
+    assert blank[:4] == ["blank", "scenes", "(no", "digit)"] and blank[4].endswith("/6")

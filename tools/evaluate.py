@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from server.classifier import NOT_A_DIGIT
 from server.config import ROOT, Config
 from server.engine import Classifier, ImageError, recognize
 
@@ -41,11 +42,13 @@ def evaluate_folder(folder: Path, classifier: Classifier, pool: ThreadPoolExecut
 
 
 def evaluate_arrays(name: str, path: Path, classifier: Classifier) -> None:
-    """The classifier alone on a 28x28 test set (argmax over all 11 classes must be the label)."""
+    """The classifier alone on a 28x28 test set (argmax over all 11 classes must be the label); how many digits
+    it refused as "not a digit" is printed too, since that share moves between training runs."""
     data = np.load(path)
     x = data["x_test"].astype(np.float32)[..., None] / 255.0
     predicted = classifier.classify(x).argmax(axis=1)
-    _report(name, len(x), int((predicted == data["y_test"]).sum()))
+    refused = int((predicted == NOT_A_DIGIT).sum())
+    _report(name, len(x), int((predicted == data["y_test"]).sum()), f"{refused} refused as not a digit")
 
 
 def evaluate_blank(count: int, classifier: Classifier, pool: ThreadPoolExecutor) -> None:
@@ -58,8 +61,8 @@ def evaluate_blank(count: int, classifier: Classifier, pool: ThreadPoolExecutor)
     _report("blank scenes (no digit)", count, sum(read is None for read in reads))
 
 
-def _report(name: str, total: int, correct: int) -> None:
-    print(f"{name:<60} {correct:>5}/{total:<5} {100 * correct / max(total, 1):6.1f}%", flush=True)
+def _report(name: str, total: int, correct: int, note: str = "") -> None:
+    print(f"{name:<60} {correct:>5}/{total:<5} {100 * correct / max(total, 1):6.2f}%  {note}".rstrip(), flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
