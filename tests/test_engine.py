@@ -177,6 +177,16 @@ def test_paper_lines_are_not_digits(squared: bool, classifier: Classifier) -> No
     assert read(encode(Image.fromarray(page), "JPEG", quality=90), classifier)["number"] is None
 
 
+@pytest.mark.parametrize("tilt", [-7, -2, 3, 8])
+def test_tilted_ruled_page(tilt: float, classifier: Classifier) -> None:
+    """A phone held askew over ruled paper with a red margin: the lines are erased however they lean (a
+    leaning margin was once read as "1"), and the digits they cross are kept whole."""
+    for size in (images.WEBCAM, (640, 480)):
+        for number in ("47", "15"):
+            assert read(images.ruled_page(number, size, tilt, seed=2), classifier)["number"] == number
+        assert read(images.ruled_page("", size, tilt), classifier)["number"] is None
+
+
 @pytest.mark.parametrize("size", [(1, 1), (1, 300), (40000, 1), (2, 129), (5, 5)], ids=lambda s: f"{s[0]}x{s[1]}")
 def test_degenerate_sizes_give_no_digit(size: tuple[int, int], classifier: Classifier) -> None:
     """Strips and single pixels (found by the fuzzer: a 1x1 BMP once crashed the paper estimate)."""

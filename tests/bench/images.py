@@ -47,9 +47,33 @@ def _paper(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
 
 def scene(number: str, size: tuple[int, int], seed: int = 0, quality: int = 90) -> bytes:
     """A JPEG of `number` handwritten on paper: digits at most 45% of its height, 80% of its width."""
+    rng = np.random.default_rng(seed)
+    image = _paper(*size, rng)
+    _write(image, number, rng)
+    return _jpeg(image, quality)
+
+
+def ruled_page(number: str, size: tuple[int, int], tilt: float, seed: int = 0) -> bytes:
+    """`number` written on ruled paper with a red margin, photographed `tilt` degrees askew (a JPEG)."""
     width, height = size
     rng = np.random.default_rng(seed)
-    image = _paper(width, height, rng)
+    big = (int(width * 1.5), int(height * 1.5))  # turned, then cut to `size`: no corner left blank
+    image = _paper(*big, rng)
+    gap = height // 12
+    for y in range(gap // 2, big[1], gap):
+        cv2.line(image, (0, y), (big[0] - 1, y), (200, 185, 170), max(1, height // 300), cv2.LINE_AA)  # pale blue
+    left, top = (big[0] - width) // 2, (big[1] - height) // 2  # where the photo's frame will be
+    margin = left + width // 20
+    cv2.line(image, (margin, 0), (margin, big[1] - 1), (90, 90, 200), max(2, height // 200), cv2.LINE_AA)  # red
+    _write(image[top : top + height, left : left + width], number, rng)
+    turn = cv2.getRotationMatrix2D((big[0] / 2, big[1] / 2), tilt, 1.0)
+    turn[:, 2] -= (left, top)
+    return _jpeg(cv2.warpAffine(image, turn, size, flags=cv2.INTER_LINEAR), 90)
+
+
+def _write(image: np.ndarray, number: str, rng: np.random.Generator) -> None:
+    """Write `number` near the middle of `image` (BGR, in place): at most 45% of its height, 80% of its width."""
+    height, width = image.shape[:2]
     inks = [_ink(d) for d in number]
     gap = 0.2  # between digits, as a fraction of the digit height
     widths = sum(a.shape[1] / a.shape[0] for a in inks) + gap * (len(inks) - 1)  # at digit height 1
@@ -66,6 +90,9 @@ def scene(number: str, size: tuple[int, int], seed: int = 0, quality: int = 90) 
         region = image[y : y + digit_h, x : x + w]
         region[:] = np.clip(region * (1 - a) + pen * a, 0, 255)
         x += w + int(gap * digit_h)
+
+
+def _jpeg(image: np.ndarray, quality: int) -> bytes:
     ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
     assert ok
     return jpeg.tobytes()
