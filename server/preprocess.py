@@ -34,7 +34,9 @@ RULED_TILT = 15  # degrees: ruled lines and margins are looked for this far eith
 RULED_SPAN = 0.5  # ... and are ink over at least this share of the picture's width (or height)
 RULED_SEARCH_WIDTH = 200  # the line search runs on a copy about this wide
 RULED_MAX_DEPTH = 3  # ... and no deeper than this inside their ink (pixels): a ruled line is at most about 6 px thick
-LINE_BRIDGE = 9  # pixels: a stroke cut by an erased line (at most 7 wide) is joined across it
+# A stroke cut by an erased band is joined across it by a closing this long, which fills gaps of up to 8 px: the
+# band of a line up to 4 px thick lying within about 10 degrees of level. (Thicker or more tilted lines leave a gap.)
+LINE_BRIDGE = 9
 
 
 @dataclass
@@ -133,8 +135,9 @@ def _ruled_rows(mask: np.ndarray) -> tuple[np.ndarray | None, list[bool]]:
     each line whether its ink runs from border to border of the picture.
 
     A Hough transform limited to RULED_TILT degrees either side of level finds them on a shrunken copy, tilted
-    (a phone held askew) or broken (light lines only partly dark enough to be ink). Each is then fitted on
-    the full mask and erased from edge to edge.
+    (a phone held askew) or broken (light lines only partly dark enough to be ink), once the ink of all of
+    them together reaches across 85% of the width. Each is then fitted on the full mask and erased from edge
+    to edge. A line that leaves through the top or bottom corner within half the width is not found.
     """
     height, width = mask.shape
     if min(height, width) < 8 or np.count_nonzero(mask.any(axis=0)) < 0.85 * width:  # cheap: ink must reach across
@@ -188,6 +191,7 @@ def _ruled_rows(mask: np.ndarray) -> tuple[np.ndarray | None, list[bool]]:
 
 
 def _at_border(x: int, y: int, shape: tuple[int, ...]) -> bool:
+    """Whether (x, y) lies within 2% of any edge: a tilted line may leave the picture through a side."""
     height, width = shape
     return min(x, y, width - 1 - x, height - 1 - y) <= 0.02 * max(height, width)
 
