@@ -74,6 +74,6 @@ def test_make_eval_reports_each_set(tmp_path: Path) -> None:
     samples, mnist, blank = (line.split() for line in done.stdout.splitlines())
     n_samples = len(list(SAMPLES.iterdir()))
     assert samples == [str(SAMPLES), f"{n_samples}/{n_samples}", "100.00%"]
-    assert mnist == ["mnist", "test", "set", "(classifier", "only)", "2/3", "66.67%", "0", "refused", "as", "not", "a",
-                     "digit"]
+    assert mnist[:3] == ["mnist", "test", "set"]
+    assert mnist[-7:] == ["2/3", "66.67%", "0", "refused;", "model", "argmax", "66.67%"]
     assert blank[:4] == ["blank", "scenes", "(no", "digit)"] and blank[4].endswith("/6")

@@ -15,7 +15,7 @@ from PIL import Image, ImageOps
 
 from server.config import load_config
 from server.decode import WORK_MAX_PIXELS, decode
-from server.engine import Classifier, ImageError, Prepared, prepare, recognize
+from server.engine import MIN_CONFIDENCE, Classifier, ImageError, Prepared, assemble, prepare, recognize
 from tests.bench import images
 
 SAMPLE_PATHS = sorted(p for p in SAMPLES.iterdir() if p.suffix.lower() in {".jpg", ".png"})
@@ -267,6 +267,26 @@ def test_prepared_follows_the_contract(classifier: Classifier) -> None:
     assert probs.shape == (len(prepared.crops), 11) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
     assert classifier.classify(np.zeros((0, 28, 28, 1), np.float32)).shape == (0, 11)
     assert classifier.classify(np.zeros((70, 28, 28, 1), np.float32)).shape == (70, 11)
+
+
+def test_refused_and_unsure_crops_are_left_out_of_the_number() -> None:
+    """Crops are read left to right; "not a digit", or a digit the model is less sure of than MIN_CONFIDENCE, is
+    no part of the number. `make eval` reads MNIST and USPS through this same rule."""
+    def probs(digit: int, p: float) -> np.ndarray:
+        row = np.full(11, (1 - p) / 10, np.float32)
+        row[digit] = p
+        return row
+
+    boxes = [(300, 0, 9, 9), (0, 0, 9, 9), (100, 0, 9, 9), (200, 0, 9, 9)]
+    rows = [probs(4, 0.9), probs(7, 0.8), probs(10, 0.6), probs(1, MIN_CONFIDENCE - 0.05)]
+    def prepared(n: int) -> Prepared:
+        return Prepared(np.zeros((n, 28, 28, 1), np.float32), boxes[-n:], 400, 10, None)
+
+    result = assemble(prepared(4), np.stack(rows))
+    assert result["number"] == "74"
+    assert [d["box"] for d in result["digits"]] == [[0, 0, 9, 9], [300, 0, 9, 9]]
+    refused = assemble(prepared(2), np.stack(rows[2:]))
+    assert refused["number"] is None and refused["reason"] == "no digit-like shapes"
 
 
 @pytest.mark.data
