@@ -24,6 +24,7 @@ MIN_PEAK_CONTRAST = 0.22  # ... and somewhere at least this dark, or it is grain
 PAPER_SIDE = 128
 PAPER_KERNEL = 17
 PAPER_BLUR = 9
+BEYOND_PAPER = 0.7  # a paper estimate under this share of the brightest paper is a table or a deep shadow
 MIN_STANDOUT = 0.20  # ink must be this much darker than the darkest paper right around it (fraction)
 STANDOUT_PERCENTILE = 20  # a shadow's dark side fills about half the ring; glare in marker ink a few pixels
 THICK_STROKE = 2.0  # strokes over this many times MNIST's width are thinned (a fat marker fills a 3's loops)
@@ -68,8 +69,9 @@ def ink_strength(gray: np.ndarray) -> np.ndarray:
 def _paper(gray: np.ndarray) -> np.ndarray:
     """Estimate the paper brightness everywhere (illumination, shadows, vignetting) without the ink.
 
-    Closing on a small copy erases strokes thinner than about 1/8 of the picture; blurring smooths the rest.
-    (A hard shadow's edge leaves a band of false ink here: `_stands_out` rejects it later.)
+    Closing on a small copy erases strokes thinner than about 1/8 of the picture; blurring smooths the rest,
+    except over a table or deep shadow. (A softer shadow's edge can leave a band of false ink: `_stands_out`
+    rejects it later.)
     The copy is shrunk by a whole factor, which OpenCV does many times faster than any other ratio.
     """
     height, width = gray.shape
@@ -83,8 +85,20 @@ def _paper(gray: np.ndarray) -> np.ndarray:
     kernel = np.ones((_odd(PAPER_KERNEL * zoom),) * 2, np.uint8)
     small = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REPLICATE)
     blur = _odd(PAPER_BLUR * zoom)
-    small = np.maximum(cv2.blur(small, (blur, blur)), 1)  # cv2.max takes a 1x1 image for a scalar
+    blurred = cv2.blur(small, (blur, blur))
+    # Blurring carries the paper's brightness onto the table or deep shadow beside it, and that rim reads as
+    # ink along the page edge, joined to any digit near it. Where the estimate is such a region, keep it dark.
+    beyond = _beyond_paper(small, zoom)
+    small = np.maximum(np.where(beyond, np.minimum(blurred, small), blurred), 1)
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def _beyond_paper(paper: np.ndarray, zoom: float) -> np.ndarray:
+    """Where a paper estimate (a closing: strokes gone) is a table or a deep shadow: well under the brightest
+    paper, over an area half as wide again as the closing's kernel, which no stroke the closing left can be."""
+    dark = (paper < BEYOND_PAPER * _quantile(paper.ravel(), 95)).view(np.uint8)
+    kernel = np.ones((_odd(1.5 * PAPER_KERNEL * zoom),) * 2, np.uint8)
+    return cv2.morphologyEx(dark, cv2.MORPH_OPEN, kernel) > 0
 
 
 def _odd(size: float) -> int:

@@ -58,7 +58,8 @@ def test_json_prints_the_full_result(tmp_path: Path) -> None:
 
 
 def test_make_eval_reports_each_set(tmp_path: Path) -> None:
-    """`make eval` (tools.evaluate) on a data folder of its own making: one 28x28 test set, a few blank scenes."""
+    """`make eval` (tools.evaluate) on a data folder of its own making: one 28x28 test set, a few digit scenes made
+    from it, a few blank scenes."""
     import numpy as np
 
     digits = np.zeros((3, 28, 28), np.uint8)
@@ -66,14 +67,15 @@ def test_make_eval_reports_each_set(tmp_path: Path) -> None:
     np.savez(tmp_path / "mnist.npz", x_test=digits, y_test=np.array([1, 1, 7]))
 
     done = subprocess.run(
-        [sys.executable, "-m", "tools.evaluate", "--data", str(tmp_path), "--blank", "6"],
+        [sys.executable, "-m", "tools.evaluate", "--data", str(tmp_path), "--scenes", "3", "--blank", "6"],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
 
     assert done.returncode == 0, done.stderr
-    samples, mnist, blank = (line.split() for line in done.stdout.splitlines())
+    samples, mnist, scenes, blank = (line.split() for line in done.stdout.splitlines())
     n_samples = len(list(SAMPLES.iterdir()))
     assert samples == [str(SAMPLES), f"{n_samples}/{n_samples}", "100.00%"]
     assert mnist[:3] == ["mnist", "test", "set"]
     assert mnist[-7:] == ["2/3", "66.67%", "0", "refused;", "model", "argmax", "66.67%"]
+    assert scenes[:2] == ["digit", "scenes"] and scenes[-2].endswith("/3")
     assert blank[:4] == ["blank", "scenes", "(no", "digit)"] and blank[4].endswith("/6")

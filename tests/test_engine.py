@@ -187,6 +187,15 @@ def test_tilted_ruled_page(tilt: float, classifier: Classifier) -> None:
         assert read(images.ruled_page("", size, tilt), classifier)["number"] is None
 
 
+def test_digits_just_above_a_page_edge(classifier: Classifier) -> None:
+    """A sheet on a dark desk: the paper estimate used to spill over the edge, so a rim of the desk read as ink,
+    joined the digits near it or made them look too small beside it."""
+    for seed, number in enumerate(("11", "47", "2718")):
+        for size in (images.WEBCAM, (640, 480)):
+            assert read(images.page_edge(number, size, seed), classifier)["number"] == number
+    assert read(images.page_edge("", (640, 480)), classifier)["number"] is None
+
+
 @pytest.mark.parametrize("size", [(1, 1), (1, 300), (40000, 1), (2, 129), (5, 5)], ids=lambda s: f"{s[0]}x{s[1]}")
 def test_degenerate_sizes_give_no_digit(size: tuple[int, int], classifier: Classifier) -> None:
     """Strips and single pixels (found by the fuzzer: a 1x1 BMP once crashed the paper estimate)."""

@@ -2,8 +2,8 @@
 
 A picture's label is the leading digits of its file name (none: it shows no digit); a read counts only when the
 whole number matches. Folders: samples/, photos-dev/{photo,canvas,processed}; then the MNIST and USPS test sets
-(already 28x28 and normalised, so each crop is read as the engine reads one), and the "no digit" rate on generated
-blank scenes.
+(already 28x28 and normalised, so each crop is read as the engine reads one); numbers of MNIST test digits written
+into generated photos; and the "no digit" rate on generated blank scenes.
 """
 
 from __future__ import annotations
@@ -66,6 +66,27 @@ def evaluate_blank(count: int, classifier: Classifier, pool: ThreadPoolExecutor)
     _report("blank scenes (no digit)", count, sum(read is None for read in reads))
 
 
+def evaluate_digit_scenes(count: int, path: Path, classifier: Classifier, pool: ThreadPoolExecutor) -> None:
+    """Numbers of 1-4 MNIST test digits written into generated photos (paper, tables, lines, shadows, screens):
+    the whole engine, on digits no model saw in training."""
+    from training.scenes import digit_scene, encode_jpeg
+
+    data = np.load(path)
+    x, y = data["x_test"], data["y_test"]
+    rng = np.random.default_rng(2025)
+    sizes = [(240, 320), (480, 640), (1200, 1600)]
+    datas, labels = [], []
+    for i in range(count):
+        pick = rng.integers(0, len(x), int(rng.integers(1, 5)))
+        style = "screen" if i % 7 == 0 else "paper"
+        image, boxes = digit_scene(rng, [x[j] for j in pick], *sizes[i % len(sizes)], style=style)
+        datas.append(encode_jpeg(image, 85))
+        labels.append("".join(str(y[j]) for j, box in zip(pick, boxes, strict=True) if box[2] > 0))  # on the frame
+    reads = read_all(datas, classifier, pool)
+    _report("digit scenes (MNIST test digits in generated photos)", count,
+            sum((read or "") == label for read, label in zip(reads, labels, strict=True)))
+
+
 def _report(name: str, total: int, correct: int, note: str = "") -> None:
     print(f"{name:<60} {correct:>5}/{total:<5} {100 * correct / max(total, 1):6.2f}%  {note}".rstrip(), flush=True)
 
@@ -74,6 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tools.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="the shared data folder")
     parser.add_argument("--model", default=Config.model_path, help="Keras model to evaluate")
+    parser.add_argument("--scenes", type=int, default=600, help="how many digit scenes to generate")
     parser.add_argument("--blank", type=int, default=600, help="how many blank scenes to generate")
     parser.add_argument("--verbose", action="store_true", help="list the misread files")
     args = parser.parse_args(argv)
@@ -89,6 +111,8 @@ def main(argv: list[str] | None = None) -> None:
             path = args.data / f"{name}.npz"
             if path.exists():
                 evaluate_arrays(f"{name} test set (each crop as the engine reads it)", path, classifier)
+        if args.scenes and (args.data / "mnist.npz").exists():
+            evaluate_digit_scenes(args.scenes, args.data / "mnist.npz", classifier, pool)
         if args.blank:
             evaluate_blank(args.blank, classifier, pool)
     if args.verbose and misreads:

@@ -71,6 +71,18 @@ def ruled_page(number: str, size: tuple[int, int], tilt: float, seed: int = 0) -
     return _jpeg(cv2.warpAffine(image, turn, size, flags=cv2.INTER_LINEAR), 90)
 
 
+def page_edge(number: str, size: tuple[int, int], seed: int = 0) -> bytes:
+    """`number` written just above the slanting lower edge of a sheet lying on a dark desk (a JPEG)."""
+    width, height = size
+    rng = np.random.default_rng(seed)
+    image = _paper(width, height, rng)
+    _write(image[: height * 2 // 3], number, rng)
+    left, right = height * 0.72, height * (0.72 + rng.uniform(-0.08, 0.08))
+    desk = np.array([[0, left], [width - 1, right], [width - 1, height - 1], [0, height - 1]], np.int32)
+    cv2.fillPoly(image, [desk], (40, 55, 75), cv2.LINE_AA)  # dark wood
+    return _jpeg(cv2.GaussianBlur(image, (0, 0), 0.8), 90)
+
+
 def _write(image: np.ndarray, number: str, rng: np.random.Generator) -> None:
     """Write `number` near the middle of `image` (BGR, in place): at most 45% of its height, 80% of its width."""
     height, width = image.shape[:2]
