@@ -16,7 +16,7 @@ import numpy as np
 
 from server.classifier import CLASSES, NOT_A_DIGIT, Classifier
 from server.decode import ImageError, decode
-from server.preprocess import preprocess
+from server.preprocess import preprocess, with_halves
 
 __all__ = [
     "Classifier", "Classify", "ImageError", "Prepared", "assemble", "classify_batch", "prepare", "read", "recognize"
@@ -38,6 +38,7 @@ class Prepared:
     width: int
     height: int
     reason: str | None  # why there are no candidates, else None
+    halves: dict[int, tuple[int, int]] = field(default_factory=dict)  # a wide crop -> its left and right halves
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -50,9 +51,14 @@ def prepare(data: bytes, max_pixels: int = 40_000_000) -> Prepared:
     done = time.perf_counter()
     sx = decoded.width / decoded.gray.shape[1]
     sy = decoded.height / decoded.gray.shape[0]
-    boxes = [_scale_box(c.box, sx, sy) for c in candidates]
+    boxes = [_scale_box(c.box, sx, sy) for c in with_halves(candidates)]
+    halves, index = {}, 0
+    for candidate in candidates:
+        if candidate.halves:
+            halves[index] = (index + 1, index + 2)
+        index += 1 + len(candidate.halves)
     timings = {"decode_ms": (decoded_at - start) * 1000, "preprocess_ms": (done - decoded_at) * 1000}
-    return Prepared(crops, boxes, decoded.width, decoded.height, reason, timings)
+    return Prepared(crops, boxes, decoded.width, decoded.height, reason, halves, timings)
 
 
 def _scale_box(box: tuple[int, int, int, int], sx: float, sy: float) -> tuple[int, int, int, int]:
@@ -68,14 +74,22 @@ def read(probs: np.ndarray) -> np.ndarray:
 
 
 def assemble(prepared: Prepared, probs: np.ndarray) -> dict:
-    """Keep the crops read as digits, left to right, and read them as one number."""
-    digits = []
-    order = sorted(range(len(prepared.boxes)), key=lambda i: prepared.boxes[i][0])
+    """Keep the crops read as digits, left to right, and read them as one number. A wide crop is read as its
+    two halves instead when both are digits and the model is surer of each than of the whole."""
     values = read(probs)
-    for i in order:
-        value, p = int(values[i]), probs[i]
-        if value == NOT_A_DIGIT:
+    halved = {i for pair in prepared.halves.values() for i in pair}
+    chosen = []
+    for i in range(len(prepared.boxes)):
+        if i in halved:
             continue
+        pair = prepared.halves.get(i)
+        if pair and all(values[j] != NOT_A_DIGIT and probs[j].max() > probs[i].max() for j in pair):
+            chosen += pair
+        elif values[i] != NOT_A_DIGIT:
+            chosen.append(i)
+    digits = []
+    for i in sorted(chosen, key=lambda i: prepared.boxes[i][0]):
+        value, p = int(values[i]), probs[i]
         top3 = np.argsort(p[:NOT_A_DIGIT])[::-1][:3]
         digits.append(
             {

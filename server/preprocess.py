@@ -5,7 +5,7 @@ Pure NumPy/OpenCV, no state: safe to call from many threads at once (OpenCV rele
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
@@ -15,6 +15,9 @@ import numpy as np
 cv2.setNumThreads(1)
 
 MAX_CANDIDATES = 16
+# A candidate at least this much wider than tall may be two digits that touch: it is also cut in two, and the
+# engine keeps whichever reading the model is surer of (a wide "2" stays whole, a "07" written in one go splits).
+SPLIT_ASPECT = 1.0
 MIN_DIGIT_HEIGHT = 10  # pixels of the working image: smaller shapes are specks, not digits anyone could read
 MAX_STROKE_DEPTH = 0.13  # light strokes on a dark screen: no point deeper inside them (fraction of the short side)
 MIN_CONTRAST = 0.10  # ink must be at least this much darker than the paper around it (fraction)
@@ -44,6 +47,7 @@ LINE_BRIDGE = 9
 class Candidate:
     box: tuple[int, int, int, int]  # (x, y, w, h) in working-image pixels
     mask: np.ndarray  # uint8 0/1 ink of this digit only, cropped to box
+    halves: list[Candidate] = field(default_factory=list)  # left and right, when it may be two digits touching
 
 
 def dark_ink(gray: np.ndarray) -> np.ndarray:
@@ -246,7 +250,28 @@ def find_digits(mask: np.ndarray, strong: np.ndarray, gray: np.ndarray) -> list[
     chosen.sort(key=lambda item: item[0][2] * item[0][3], reverse=True)
     candidates = [Candidate(box, _crop(labels, box, group)) for box, group in chosen[:MAX_CANDIDATES]]
     candidates = [c for c in candidates if _stands_out(c, mask, gray)]
+    for candidate in candidates:
+        candidate.halves = _halves(candidate)
     return sorted(candidates, key=lambda c: c.box[0])
+
+
+def _halves(candidate: Candidate) -> list[Candidate]:
+    """A wide candidate cut at its thinnest column in the middle 40%: two touching digits part there."""
+    x, y, w, h = candidate.box
+    if w < SPLIT_ASPECT * h:
+        return []
+    ink = candidate.mask.sum(axis=0)
+    start = round(0.3 * w)
+    cut = start + int(np.argmin(ink[start : round(0.7 * w)]))
+    halves = []
+    for left, right in ((0, cut), (cut, w)):
+        part = candidate.mask[:, left:right]
+        rows, cols = np.flatnonzero(part.any(axis=1)), np.flatnonzero(part.any(axis=0))
+        if not len(rows):
+            return []
+        box = (x + left + int(cols[0]), y + int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+        halves.append(Candidate(box, part[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]))
+    return halves
 
 
 def _stands_out(candidate: Candidate, mask: np.ndarray, gray: np.ndarray) -> bool:
@@ -411,7 +436,8 @@ def _centre_mass(image: np.ndarray) -> np.ndarray:
 
 
 def preprocess(gray: np.ndarray) -> tuple[list[Candidate], np.ndarray, str | None]:
-    """Grayscale working image -> (candidates, crops (n,28,28,1) float32, reason when there are none)."""
+    """Grayscale working image -> (candidates, crops (n,28,28,1) float32, reason when there are none). The crops
+    are each candidate's, followed by its halves' when it has them."""
     gray = dark_ink(gray)
     strength = ink_strength(gray)
     levels = thresholds(strength)
@@ -421,5 +447,10 @@ def preprocess(gray: np.ndarray) -> tuple[list[Candidate], np.ndarray, str | Non
     candidates = find_digits(mask, strength >= levels[1], gray)
     if not candidates:
         return [], np.zeros((0, 28, 28, 1), np.float32), "no digit-like shapes"
-    crops = np.stack([normalize(c.mask) for c in candidates])[..., None]
+    crops = np.stack([normalize(c.mask) for c in with_halves(candidates)])[..., None]
     return candidates, crops, None
+
+
+def with_halves(candidates: list[Candidate]) -> list[Candidate]:
+    """Each candidate followed by its halves, if it has any: the order of `preprocess`'s crops."""
+    return [shape for c in candidates for shape in (c, *c.halves)]

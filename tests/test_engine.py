@@ -187,6 +187,14 @@ def test_tilted_ruled_page(tilt: float, classifier: Classifier) -> None:
         assert read(images.ruled_page("", size, tilt), classifier)["number"] is None
 
 
+@pytest.mark.parametrize("gap", [-0.2, -0.15])
+def test_touching_digits_are_read_apart(gap: float, classifier: Classifier) -> None:
+    """Digits written into each other make one shape; the engine also reads it cut in two (a "47" was "4")."""
+    for size in (images.WEBCAM, (640, 480)):
+        for number in ("47", "71", "42"):
+            assert read(images.scene(number, size, seed=1, gap=gap), classifier)["number"] == number
+
+
 def test_digits_just_above_a_page_edge(classifier: Classifier) -> None:
     """A sheet on a dark desk: the paper estimate used to spill over the edge, so a rim of the desk read as ink,
     joined the digits near it or made them look too small beside it."""
@@ -296,6 +304,20 @@ def test_refused_and_unsure_crops_are_left_out_of_the_number() -> None:
     assert [d["box"] for d in result["digits"]] == [[0, 0, 9, 9], [300, 0, 9, 9]]
     refused = assemble(prepared(2), np.stack(rows[2:]))
     assert refused["number"] is None and refused["reason"] == "no digit-like shapes"
+
+
+def test_a_wide_shape_is_read_as_its_halves_only_when_the_model_is_surer_of_both() -> None:
+    boxes = [(0, 0, 20, 10), (0, 0, 9, 10), (11, 0, 9, 10)]
+
+    def number(whole: float, left: float, right: float) -> str | None:
+        probs = np.full((3, 11), 0.001, np.float32)
+        probs[0, 4], probs[1, 4], probs[2, 7] = whole, left, right
+        prepared = Prepared(np.zeros((3, 28, 28, 1), np.float32), boxes, 20, 10, None, halves={0: (1, 2)})
+        return assemble(prepared, probs)["number"]
+
+    assert number(0.6, 0.9, 0.95) == "47"  # two digits written into each other
+    assert number(0.97, 0.9, 0.99) == "4"  # one wide digit
+    assert number(0.6, 0.9, 0.3) == "4"  # the right half is no digit
 
 
 @pytest.mark.data

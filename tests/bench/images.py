@@ -45,11 +45,12 @@ def _paper(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
     return cv2.merge([cv2.add(shade, float(t), dtype=cv2.CV_8U) for t in tint])
 
 
-def scene(number: str, size: tuple[int, int], seed: int = 0, quality: int = 90) -> bytes:
-    """A JPEG of `number` handwritten on paper: digits at most 45% of its height, 80% of its width."""
+def scene(number: str, size: tuple[int, int], seed: int = 0, quality: int = 90, gap: float = 0.2) -> bytes:
+    """A JPEG of `number` handwritten on paper: digits at most 45% of its height, 80% of its width, `gap` of
+    their height apart (below 0: they touch)."""
     rng = np.random.default_rng(seed)
     image = _paper(*size, rng)
-    _write(image, number, rng)
+    _write(image, number, rng, gap)
     return _jpeg(image, quality)
 
 
@@ -83,11 +84,11 @@ def page_edge(number: str, size: tuple[int, int], seed: int = 0) -> bytes:
     return _jpeg(cv2.GaussianBlur(image, (0, 0), 0.8), 90)
 
 
-def _write(image: np.ndarray, number: str, rng: np.random.Generator) -> None:
-    """Write `number` near the middle of `image` (BGR, in place): at most 45% of its height, 80% of its width."""
+def _write(image: np.ndarray, number: str, rng: np.random.Generator, gap: float = 0.2) -> None:
+    """Write `number` near the middle of `image` (BGR, in place): at most 45% of its height, 80% of its width,
+    `gap` of the digit height between digits."""
     height, width = image.shape[:2]
     inks = [_ink(d) for d in number]
-    gap = 0.2  # between digits, as a fraction of the digit height
     widths = sum(a.shape[1] / a.shape[0] for a in inks) + gap * (len(inks) - 1)  # at digit height 1
     digit_h = int(min(height * 0.45, width * 0.8 / widths))
     inks = [cv2.resize(a, (max(1, a.shape[1] * digit_h // a.shape[0]), digit_h), interpolation=cv2.INTER_AREA)
