@@ -93,7 +93,9 @@ def _paper(gray: np.ndarray) -> np.ndarray:
     # Blurring carries the paper's brightness onto the table or deep shadow beside it, and that rim reads as
     # ink along the page edge, joined to any digit near it. Where the estimate is such a region, keep it dark.
     beyond = _beyond_paper(small, zoom)
-    small = np.maximum(np.where(beyond, np.minimum(blurred, small), blurred), 1)
+    if beyond.any():  # seldom: most pictures are all paper
+        blurred = np.where(beyond, np.minimum(blurred, small), blurred)
+    small = np.maximum(blurred, 1)
     return cv2.resize(small, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
@@ -101,6 +103,8 @@ def _beyond_paper(paper: np.ndarray, zoom: float) -> np.ndarray:
     """Where a paper estimate (a closing: strokes gone) is a table or a deep shadow: well under the brightest
     paper, over an area half as wide again as the closing's kernel, which no stroke the closing left can be."""
     dark = (paper < BEYOND_PAPER * _quantile(paper.ravel(), 95)).view(np.uint8)
+    if not dark.any():
+        return dark.view(bool)
     kernel = np.ones((_odd(1.5 * PAPER_KERNEL * zoom),) * 2, np.uint8)
     return cv2.morphologyEx(dark, cv2.MORPH_OPEN, kernel) > 0
 
