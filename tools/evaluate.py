@@ -20,6 +20,7 @@ from server.config import ROOT, Config
 from server.engine import Classifier, ImageError, read, recognize
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
+SCENE_SIZES = [(240, 320), (480, 640), (1200, 1600)]  # (height, width) of generated scenes, taken in turn
 
 
 def label(path: Path) -> str:
@@ -60,8 +61,7 @@ def evaluate_blank(count: int, classifier: Classifier, pool: ThreadPoolExecutor)
     from training.scenes import blank_scene, encode_jpeg  # the TRAINING engineer's scene generator
 
     rng = np.random.default_rng(2024)
-    sizes = [(240, 320), (480, 640), (1200, 1600)]
-    datas = [encode_jpeg(blank_scene(rng, *sizes[i % len(sizes)]), 90) for i in range(count)]
+    datas = [encode_jpeg(blank_scene(rng, *SCENE_SIZES[i % len(SCENE_SIZES)]), 90) for i in range(count)]
     reads = read_all(datas, classifier, pool)
     _report("blank scenes (no digit)", count, sum(read is None for read in reads))
 
@@ -74,12 +74,11 @@ def evaluate_digit_scenes(count: int, path: Path, classifier: Classifier, pool: 
     data = np.load(path)
     x, y = data["x_test"], data["y_test"]
     rng = np.random.default_rng(2025)
-    sizes = [(240, 320), (480, 640), (1200, 1600)]
     datas, labels = [], []
     for i in range(count):
         pick = rng.integers(0, len(x), int(rng.integers(1, 5)))
         style = "screen" if i % 7 == 0 else "paper"
-        image, boxes = digit_scene(rng, [x[j] for j in pick], *sizes[i % len(sizes)], style=style)
+        image, boxes = digit_scene(rng, [x[j] for j in pick], *SCENE_SIZES[i % len(SCENE_SIZES)], style=style)
         datas.append(encode_jpeg(image, 85))
         labels.append("".join(str(y[j]) for j, box in zip(pick, boxes, strict=True) if box[2] > 0))  # on the frame
     reads = read_all(datas, classifier, pool)
