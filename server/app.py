@@ -8,7 +8,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from quart import Quart, Response, request, send_file, websocket
 from werkzeug.exceptions import HTTPException
 
@@ -63,7 +62,6 @@ def create_app(config: Config) -> Quart:
     @app.before_serving
     async def load_model() -> None:
         classifier = engine.Classifier(config.model_path)
-        classifier.classify(np.zeros((config.max_batch, 28, 28, 1), np.float32))  # warm the largest batch too
         state.batcher = Batcher(classifier, state.metrics, max_batch=config.max_batch,
                                 batch_wait_ms=config.batch_wait_ms, threads=config.threads,
                                 max_pixels=config.max_pixels, fault_marker=config.fault_marker.encode())

@@ -23,7 +23,7 @@ def test_quick_bench_writes_results(tmp_path: Path) -> None:
     assert {"decode_ms", "preprocess_ms", "classify_ms", "total_ms", "total_min_ms", "prepare_cpu_ms"} <= set(
         results["engine"]["latency"]["320x240"])
     assert results["engine"]["throughput"]["fps"] > 0
-    for key in ("classify_per_digit_ms", "predict_per_digit_ms"):
+    for key in ("classify_per_digit_ms", "tf_function_per_digit_ms", "predict_per_digit_ms"):
         assert set(results["engine"]["model"][key]) == {"1", "8", "32", "64"}
 
     rows = results["server"]["rows"]

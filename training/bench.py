@@ -1,39 +1,31 @@
-"""Per-digit inference time of a saved model on ONE CPU core, at batch 1 and batch 32.
+"""Per-digit inference time of a saved model on ONE CPU core, at batch 1 and batch 32, as the server runs it.
 
     python -m training.bench model/digits.keras [--json]
 
-Runs the model as a compiled tf.function (graph mode, no XLA) with one intra-op and one inter-op thread,
-warms it up, then reports the median of many calls (including the copy of the result to numpy).
+Loads the model through `server.classifier.Classifier` (converted to LiteRT, XNNPACK on one thread), warms it
+up, then reports the median of many calls (crops in, probabilities out as NumPy).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+import numpy as np
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-tf.config.threading.set_intra_op_parallelism_threads(1)
-tf.config.threading.set_inter_op_parallelism_threads(1)
-
-import keras  # noqa: E402
+from server.classifier import Classifier
 
 
-def measure(model: keras.Model, batch: int, repeats: int = 300) -> float:
+def measure(classifier: Classifier, batch: int, repeats: int = 300) -> float:
     """Median milliseconds for one call on `batch` images."""
-    fn = tf.function(lambda x: model(x, training=False))
-    x = tf.constant(np.random.default_rng(0).random((batch, 28, 28, 1), dtype=np.float32))
+    x = np.random.default_rng(0).random((batch, 28, 28, 1), dtype=np.float32)
     for _ in range(30):
-        fn(x).numpy()
+        classifier.classify(x)
     times = []
     for _ in range(repeats):
         t = time.perf_counter()
-        fn(x).numpy()
+        classifier.classify(x)
         times.append(time.perf_counter() - t)
     return float(np.median(times) * 1e3)
 
@@ -43,14 +35,14 @@ def main() -> None:
     parser.add_argument("model")
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     args = parser.parse_args()
-    model = keras.models.load_model(args.model, compile=False)
-    b1, b32 = measure(model, 1), measure(model, 32)
+    classifier = Classifier(args.model)
+    b1, b32 = measure(classifier, 1), measure(classifier, 32)
     figures = {
         "ms_batch1": round(b1, 3),
         "ms_batch32": round(b32, 3),
         "ms_per_digit_batch1": round(b1, 3),
         "ms_per_digit_batch32": round(b32 / 32, 4),
-        "params": int(model.count_params()),
+        "params": int(classifier.model.count_params()),
     }
     if args.json:
         print(json.dumps(figures))
