@@ -30,7 +30,7 @@ class Config:
     web_dir: str = _opt(str(ROOT / "web"), "the page and its assets; nothing outside it is served")
     allowed_origins: str = _opt("", "extra WebSocket Origins allowed besides the page's own, comma-separated; * any")
     # Model and batching
-    model_path: str = _opt(str(ROOT / "model" / "digits.keras"), "trained Keras model")
+    model_path: str = _opt(str(ROOT / "model" / "digits.tflite"), "trained model: .tflite (or .keras)")
     max_batch: int = _opt(32, "most images decoded and classified in one batch")
     batch_wait_ms: float = _opt(4.0, "longest wait for a batch to fill")
     threads: int = _opt(os.cpu_count() or 1, "threads for decoding and preprocessing")

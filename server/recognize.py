@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m server.recognize", description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files (JPEG, PNG, WebP, BMP, GIF)")
     parser.add_argument("--json", action="store_true", help="print the full result as JSON, one object per line")
-    parser.add_argument("--model", default=os.environ.get("DIGITS_MODEL_PATH", Config.model_path), help="Keras model")
+    parser.add_argument("--model", default=os.environ.get("DIGITS_MODEL_PATH", Config.model_path), help="the model")
     parser.add_argument("--max-pixels", type=int, default=Config.max_pixels, help="largest image, in pixels")
     args = parser.parse_args(argv)
 

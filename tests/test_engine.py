@@ -13,7 +13,7 @@ import pytest
 from conftest import SAMPLES, sample_label
 from PIL import Image, ImageOps
 
-from server.config import load_config
+from server.config import ROOT, load_config
 from server.decode import WORK_MAX_PIXELS, decode
 from server.engine import MIN_CONFIDENCE, Classifier, ImageError, Prepared, assemble, prepare, recognize
 from tests.bench import images
@@ -26,6 +26,13 @@ DIGIT = SAMPLES / "4.jpg"
 @pytest.fixture(scope="module")
 def classifier() -> Classifier:
     return Classifier(load_config([]).model_path)  # DIGITS_MODEL_PATH can point at another model
+
+
+@pytest.fixture(scope="module")
+def keras_model():
+    import keras
+
+    return keras.saving.load_model(ROOT / "model" / "digits.keras", compile=False)
 
 
 def read(data: bytes, classifier: Classifier, **kwargs: object) -> dict:
@@ -284,6 +291,17 @@ def test_prepared_follows_the_contract(classifier: Classifier) -> None:
     assert probs.shape == (len(prepared.crops), 11) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-4)
     assert classifier.classify(np.zeros((0, 28, 28, 1), np.float32)).shape == (0, 11)
     assert classifier.classify(np.zeros((70, 28, 28, 1), np.float32)).shape == (70, 11)
+
+
+@pytest.mark.parametrize("count", [1, 3, 13, 64, 100])
+def test_served_graph_is_the_committed_keras_model(count: int, classifier: Classifier, keras_model) -> None:
+    """model/digits.tflite, which the server runs, is model/digits.keras, at every batch size a call is split
+    into, and each crop's answer does not depend on the others in its batch."""
+    crops = np.resize(prepare(MULTI.read_bytes()).crops, (count, 28, 28, 1))
+    crops = crops * np.linspace(0.6, 1.0, count, dtype=np.float32)[:, None, None, None]  # no two alike
+    probs = classifier.classify(crops)
+    np.testing.assert_allclose(probs, keras_model(crops, training=False).numpy(), atol=1e-5)
+    np.testing.assert_allclose(probs[-1:], classifier.classify(crops[-1:]), atol=1e-6)
 
 
 def test_refused_and_unsure_crops_are_left_out_of_the_number() -> None:

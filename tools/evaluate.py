@@ -93,7 +93,7 @@ def _report(name: str, total: int, correct: int, note: str = "") -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tools.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="the shared data folder")
-    parser.add_argument("--model", default=Config.model_path, help="Keras model to evaluate")
+    parser.add_argument("--model", default=Config.model_path, help="model to evaluate (.tflite or .keras)")
     parser.add_argument("--scenes", type=int, default=600, help="how many digit scenes to generate")
     parser.add_argument("--blank", type=int, default=600, help="how many blank scenes to generate")
     parser.add_argument("--verbose", action="store_true", help="list the misread files")

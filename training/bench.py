@@ -1,9 +1,9 @@
 """Per-digit inference time of a saved model on ONE CPU core, at batch 1 and batch 32, as the server runs it.
 
-    python -m training.bench model/digits.keras [--json]
+    python -m training.bench model/digits.tflite [--json]
 
-Loads the model through `server.classifier.Classifier` (converted to LiteRT, XNNPACK on one thread), warms it
-up, then reports the median of many calls (crops in, probabilities out as NumPy).
+Loads the model through `server.classifier.Classifier` (LiteRT, XNNPACK on one thread; a .keras file is
+converted first), warms it up, then reports the median of many calls (crops in, probabilities out as NumPy).
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ def main() -> None:
         "ms_batch32": round(b32, 3),
         "ms_per_digit_batch1": round(b1, 3),
         "ms_per_digit_batch32": round(b32 / 32, 4),
-        "params": int(classifier.model.count_params()),
     }
     if args.json:
         print(json.dumps(figures))

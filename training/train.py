@@ -1,6 +1,6 @@
 """Train the digit recogniser: a small Keras CNN, 28x28 grey in, 11-way softmax out (class 10 = not a digit).
 
-    python -m training.train --data ../shared/data --out model/digits.keras          # what `make train` runs
+    python -m training.train --data ../shared/data --out model/digits.keras   # what `make train` runs (+ .tflite)
     python -m training.train --data ../shared/data --out /tmp/m.keras --limit 500 --epochs 1   # smoke run
 
 The script reads top to bottom: settings, data, augmentation, model, fit, evaluate, save.
@@ -27,6 +27,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
+from server.classifier import to_litert  # noqa: E402
 from training import augment, negatives, scene_data, strokes  # noqa: E402
 
 NUM_CLASSES = 11
@@ -177,9 +178,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     # ------------------------------------------------------------ save
     model.save(out)
-    figures["size_kb"] = round(out.stat().st_size / 1024, 1)
+    served = out.with_suffix(".tflite")  # what the server loads: the same model as a LiteRT graph
+    served.write_bytes(to_litert(model))
+    figures.update(size_kb=round(out.stat().st_size / 1024, 1), params=int(model.count_params()))
     if not args.no_bench:
-        figures.update(bench(out))
+        figures.update(bench(served))
     report_dir = out.parent if args.report_dir is None else args.report_dir
     if report_dir:
         report = Path(report_dir)
@@ -191,7 +194,7 @@ def main(argv: list[str] | None = None) -> dict:
     print("\nfigures:")
     for k, v in figures.items():
         print(f"  {k}: {v}")
-    print(f"saved {out} ({figures['size_kb']} KB)")
+    print(f"saved {out} ({figures['size_kb']} KB) and {served}")
     return figures
 
 

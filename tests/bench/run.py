@@ -96,18 +96,22 @@ def engine_throughput(classifier: engine.Classifier, frames: list[bytes], total:
     return {"fps": round(total / seconds, 1), "frames": total, "threads": threads, "batch": batch}
 
 
-def model_speed(classifier: engine.Classifier, crops: np.ndarray, repeats: int) -> dict[str, Any]:
-    """Per-digit ms at several batch sizes: the served classify (LiteRT) against the same Keras model as a
-    compiled tf.function (the previous serving path) and as keras' model.predict."""
+def model_speed(classifier: engine.Classifier, keras_path: Path, crops: np.ndarray, repeats: int) -> dict[str, Any]:
+    """Per-digit ms at several batch sizes: the served classify (LiteRT) against the same model in Keras, as a
+    compiled tf.function (the serving path before LiteRT, one thread) and as keras' model.predict."""
+    import keras
     import tensorflow as tf
 
-    compiled = tf.function(lambda x: classifier.model(x, training=False)).get_concrete_function(
+    tf.config.threading.set_intra_op_parallelism_threads(1)
+    tf.config.threading.set_inter_op_parallelism_threads(1)
+    model = keras.saving.load_model(keras_path, compile=False)
+    compiled = tf.function(lambda x: model(x, training=False)).get_concrete_function(
         tf.TensorSpec((None, 28, 28, 1), tf.float32)
     )
     calls = {
         "classify_per_digit_ms": (classifier.classify, repeats),
         "tf_function_per_digit_ms": (lambda x: compiled(tf.constant(x)).numpy(), repeats),
-        "predict_per_digit_ms": (lambda x: classifier.model.predict(x, verbose=0), max(3, repeats // 5)),
+        "predict_per_digit_ms": (lambda x: model.predict(x, verbose=0), max(3, repeats // 5)),
     }
     figures: dict[str, Any] = {key: {} for key in calls}
     for batch in MODEL_BATCHES:
@@ -127,7 +131,7 @@ def _median_ms(call: Any, repeats: int) -> float:
     return statistics.median(times)
 
 
-def measure_engine(classifier: engine.Classifier, plan: Plan) -> dict[str, Any]:
+def measure_engine(classifier: engine.Classifier, keras_path: Path, plan: Plan) -> dict[str, Any]:
     webcam = images.frames()
     pictures = {"320x240": webcam[0], "1280x720": images.frames(images.HD, 1)[0], "4000x3000": images.phone_photo()}
     latency = {size: engine_latency(classifier, data, plan.repeats[size]) for size, data in pictures.items()}
@@ -135,7 +139,7 @@ def measure_engine(classifier: engine.Classifier, plan: Plan) -> dict[str, Any]:
     return {
         "latency": latency,
         "throughput": engine_throughput(classifier, webcam, plan.throughput_frames, os.cpu_count() or 1),
-        "model": {**model_speed(classifier, crops, plan.model_repeats), "crops": len(crops)},
+        "model": {**model_speed(classifier, keras_path, crops, plan.model_repeats), "crops": len(crops)},
     }
 
 
@@ -335,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="a short run (under a minute) with few connections")
     parser.add_argument("--out", type=Path, default=ROOT, help="directory for bench-results.json and .png")
     config = load_config([])  # the defaults and DIGITS_* env vars, as the server will see them
-    parser.add_argument("--model-path", default=config.model_path, help="the Keras model to measure")
+    parser.add_argument("--model-path", default=config.model_path, help="the .tflite (and .keras) to measure")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
     # The server's settings, except: no live frame-rate cap (one-in-flight clients go faster than 30 fps),
@@ -354,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"engine and model ({results['mode']})...", flush=True)
     classifier = engine.Classifier(args.model_path)
-    results["engine"] = measure_engine(classifier, plan)
+    results["engine"] = measure_engine(classifier, Path(args.model_path).with_suffix(".keras"), plan)
     print("server over WebSockets...", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-") as log_dir:
         results["server"] = measure_server(plan, settings, Path(log_dir))
