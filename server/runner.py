@@ -104,9 +104,9 @@ def serve(config: Config, sockets: Sockets | None = None) -> None:
 async def _serve(config: Config, sockets: Sockets | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):  # first: a signal while TensorFlow loads must not kill us
+    for sig in (signal.SIGTERM, signal.SIGINT):  # first: a signal while the model loads must not kill us
         loop.add_signal_handler(sig, stop.set)
-    from .app import create_app  # here, so that the parent of several workers never loads TensorFlow
+    from .app import create_app  # here, so that the parent of several workers never loads the model
 
     app = create_app(config)
 

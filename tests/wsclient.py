@@ -22,7 +22,7 @@ import websockets
 
 LIVE, PHOTO, SLIDE = 1, 2, 3
 _HEADER = struct.Struct(">BI")
-TIMEOUT = 60.0  # generous: the machine is shared and TensorFlow may be busy with other work
+TIMEOUT = 60.0  # generous: the machine is shared and may be busy with other work
 
 
 def image_message(data: bytes, frame: int, kind: int = LIVE) -> bytes:

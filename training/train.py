@@ -177,10 +177,12 @@ def main(argv: list[str] | None = None) -> dict:
     )
 
     # ------------------------------------------------------------ save
-    model.save(out)
+    flatbuffer = to_litert(model)  # first: a failed conversion must not leave a new .keras beside an old .tflite
     served = out.with_suffix(".tflite")  # what the server loads: the same model as a LiteRT graph
-    served.write_bytes(to_litert(model))
-    figures.update(size_kb=round(out.stat().st_size / 1024, 1), params=int(model.count_params()))
+    model.save(out)
+    served.write_bytes(flatbuffer)
+    figures.update(size_kb=round(out.stat().st_size / 1024, 1), tflite_kb=round(len(flatbuffer) / 1024, 1),
+                   params=int(model.count_params()))
     if not args.no_bench:
         figures.update(bench(served))
     report_dir = out.parent if args.report_dir is None else args.report_dir

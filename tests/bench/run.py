@@ -99,11 +99,15 @@ def engine_throughput(classifier: engine.Classifier, frames: list[bytes], total:
 def model_speed(classifier: engine.Classifier, keras_path: Path, crops: np.ndarray, repeats: int) -> dict[str, Any]:
     """Per-digit ms at several batch sizes: the served classify (LiteRT) against the same model in Keras, as a
     compiled tf.function (the serving path before LiteRT, one thread) and as keras' model.predict."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import tensorflow as tf
 
-    tf.config.threading.set_intra_op_parallelism_threads(1)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    try:  # one thread, as the server ran it; impossible once TensorFlow has run here (a .keras model converted)
+        tf.config.threading.set_intra_op_parallelism_threads(1)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    except RuntimeError:
+        pass
     model = keras.saving.load_model(keras_path, compile=False)
     compiled = tf.function(lambda x: model(x, training=False)).get_concrete_function(
         tf.TensorSpec((None, 28, 28, 1), tf.float32)
@@ -341,6 +345,9 @@ def main(argv: list[str] | None = None) -> int:
     config = load_config([])  # the defaults and DIGITS_* env vars, as the server will see them
     parser.add_argument("--model-path", default=config.model_path, help="the .tflite (and .keras) to measure")
     args = parser.parse_args(argv)
+    keras_path = Path(args.model_path).with_suffix(".keras")
+    if not keras_path.is_file():
+        parser.error(f"{keras_path} not found: the model rows compare the served graph with its Keras model")
     plan = QUICK if args.quick else FULL
     # The server's settings, except: no live frame-rate cap (one-in-flight clients go faster than 30 fps),
     # and room for every connection the plan opens.
@@ -358,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"engine and model ({results['mode']})...", flush=True)
     classifier = engine.Classifier(args.model_path)
-    results["engine"] = measure_engine(classifier, Path(args.model_path).with_suffix(".keras"), plan)
+    results["engine"] = measure_engine(classifier, keras_path, plan)
     print("server over WebSockets...", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-") as log_dir:
         results["server"] = measure_server(plan, settings, Path(log_dir))
