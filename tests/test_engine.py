@@ -88,12 +88,13 @@ def test_exif_orientation_is_applied_once(orientation: int, classifier: Classifi
         assert np.allclose(got["box"], want["box"], atol=6)
 
 
-def test_decoded_pixels_match_pillow_for_every_orientation() -> None:
-    base = Image.open(DIGIT).convert("L").resize((60, 40))
+@pytest.mark.parametrize("kind", ["PNG", "JPEG"])
+def test_decoded_pixels_match_pillow_for_every_orientation(kind: str) -> None:
+    base = Image.open(DIGIT).convert("RGB").resize((60, 40))
     for orientation in range(1, 9):
         exif = Image.Exif()
         exif[0x0112] = orientation
-        data = encode(base, "PNG", exif=exif)
+        data = encode(base, kind, exif=exif)
         want = np.asarray(ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("L"))
         assert np.array_equal(decode(data).gray, want), orientation
 
