@@ -153,16 +153,22 @@ def engine_style(rng: np.random.Generator, x: np.ndarray, p: float = 0.5) -> np.
     return out
 
 
-def augment(rng: np.random.Generator, x: np.ndarray, pool: np.ndarray | None = None) -> np.ndarray:
-    """The full crop-level augmentation for a batch of digits (N, 28, 28) float32 in [0, 1]: half of them
-    end as the engine's binary-mask crops, the other half as grey camera-like crops."""
-    x = random_affine(rng, x)
-    x = stroke_width(rng, x)
-    x = crop_defects(rng, x, x if pool is None else pool, p=0.12)
-    binary = rng.random(len(x)) < 0.5
+def augment(rng: np.random.Generator, x: np.ndarray, pool: np.ndarray | None = None, crisp: float = 0.2) -> np.ndarray:
+    """The full crop-level augmentation for a batch of digits (N, 28, 28) float32 in [0, 1]. A share `crisp`
+    is left unresampled (photometric changes only): every resampling softens the strokes, and a model that
+    never sees a crisp digit learns crispness as a sign of "not a digit". Of the rest, half end as the
+    engine's binary-mask crops, the other half as grey camera-like crops."""
     out = np.empty_like(x)
+    as_is = rng.random(len(x)) < crisp
+    if as_is.any():
+        out[as_is] = photometric(rng, x[as_is])
+    moved = random_affine(rng, x[~as_is])
+    moved = stroke_width(rng, moved)
+    moved = crop_defects(rng, moved, moved if pool is None else pool, p=0.12)
+    binary = rng.random(len(moved)) < 0.5
     if binary.any():
-        out[binary] = engine_style(rng, x[binary], p=1.0)
+        moved[binary] = engine_style(rng, moved[binary], p=1.0)
     if (~binary).any():
-        out[~binary] = photometric(rng, blur(rng, x[~binary]))
+        moved[~binary] = photometric(rng, blur(rng, moved[~binary]))
+    out[~as_is] = moved
     return out
