@@ -153,7 +153,7 @@ def engine_style(rng: np.random.Generator, x: np.ndarray, p: float = 0.5) -> np.
     return out
 
 
-def augment(rng: np.random.Generator, x: np.ndarray, pool: np.ndarray | None = None, crisp: float = 0.2) -> np.ndarray:
+def augment(rng: np.random.Generator, x: np.ndarray, pool: np.ndarray | None = None, crisp: float = 0.35) -> np.ndarray:
     """The full crop-level augmentation for a batch of digits (N, 28, 28) float32 in [0, 1]. A share `crisp`
     is left unresampled (photometric changes only): every resampling softens the strokes, and a model that
     never sees a crisp digit learns crispness as a sign of "not a digit". Of the rest, half end as the
