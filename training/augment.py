@@ -4,7 +4,8 @@ All functions take and return float32 arrays in [0, 1], white ink on black, shap
 every random choice from the `np.random.Generator` passed in.
 
     augment(rng, x)       affine (rotation, scale, shear, shift), stroke thickness (erode/dilate), blur,
-                          contrast, background, noise, ruled-line residue, imperfect crops
+                          contrast, background, noise, ruled-line residue, imperfect crops; a share of
+                          the digits left crisp (contrast, background and noise only)
     mnist_normalise(a)    any ink image -> the MNIST convention (longest side 20 px, centre of mass at
                           the centre of 28x28); used for the negatives so they look like engine crops
 """
