@@ -9,14 +9,21 @@ MINUTES ?= 30
 
 .PHONY: run test lint train eval bench fuzz soak browser clean
 
-# The venv is rebuilt whenever requirements.txt changes.
-$(VENV)/.installed: requirements.txt
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+
+# `make run` installs the server's packages only (0.35 GB, no TensorFlow); everything else installs them all
+# (2.1 GB). Each is installed again whenever its requirements change.
+$(VENV)/.serve: requirements-serve.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-serve.txt
+	touch $@
+
+$(VENV)/.installed: requirements.txt requirements-serve.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements.txt
 	touch $@
 
-run: $(VENV)/.installed
+run: $(VENV)/.serve
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m server
 
 # Browser tests need Debian's chromium; install it when missing and we may (root, apt-get).

@@ -75,8 +75,13 @@ def to_litert(model_or_path: keras.Model | str | Path) -> bytes:
     """A Keras model (or its `.keras` file) as a LiteRT flatbuffer; training writes this beside the model.
     TensorFlow is imported here only: converting is the one thing that needs it."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not for users
-    import keras
-    import tensorflow as tf
+    try:
+        import keras
+        import tensorflow as tf
+    except ImportError as missing:  # `make run` installs the serving packages only
+        raise RuntimeError(
+            "converting a .keras model needs TensorFlow: serve its .tflite, or pip install -r requirements.txt"
+        ) from missing
 
     model = model_or_path
     if not isinstance(model, keras.Model):
