@@ -325,24 +325,38 @@ def _is_ink(i: int, labels: np.ndarray, stats: np.ndarray) -> bool:
 def _group(ids: list[int], stats: np.ndarray) -> tuple[list[list[int]], list[tuple[int, int, int, int]]]:
     """Merge the strokes of one digit: components that overlap horizontally and are vertically close.
 
-    Returns the groups and their bounding boxes; each group's box is kept up to date as groups merge.
+    Returns the groups and their bounding boxes; each group's box is kept up to date as groups merge. Groups
+    stay sorted by their left edge (a merge keeps the earlier one's), so a scan to the right stops at the
+    first group that starts beyond this one's right edge: no later one can overlap it.
     """
-    ids = sorted(ids, key=lambda i: stats[i, cv2.CC_STAT_LEFT])
-    groups = [[i] for i in ids]
-    boxes = [tuple(int(v) for v in stats[i, :4]) for i in ids]
-    merged = True
-    while merged:
-        merged = False
-        for a in range(len(groups)):
-            for b in range(a + 1, len(groups)):
-                if _belong_together(boxes[a], boxes[b]):
-                    groups[a] += groups.pop(b)
-                    boxes[a] = _union(boxes[a], boxes.pop(b))
-                    merged = True
-                    break
-            if merged:
-                break
+    order = np.asarray(ids)[np.argsort(stats[ids, cv2.CC_STAT_LEFT], kind="stable")]
+    groups = [[i] for i in order.tolist()]
+    boxes = [tuple(box) for box in stats[order, :4].tolist()]
+    a = 0
+    while a < len(groups):
+        b = _first_partner(boxes, a)
+        if b is None:
+            a += 1
+            continue
+        groups[a] += groups.pop(b)
+        boxes[a] = _union(boxes[a], boxes.pop(b))
+        # Grown, this group may now belong with one before it: that one takes it in, and is scanned again.
+        while (e := next((e for e in range(a) if _belong_together(boxes[e], boxes[a])), None)) is not None:
+            groups[e] += groups.pop(a)
+            boxes[e] = _union(boxes[e], boxes.pop(a))
+            a = e
     return groups, boxes
+
+
+def _first_partner(boxes: list[tuple[int, int, int, int]], a: int) -> int | None:
+    """The first group after `a` that belongs with it, if any."""
+    right = boxes[a][0] + boxes[a][2]
+    for b in range(a + 1, len(boxes)):
+        if boxes[b][0] >= right:
+            return None
+        if _belong_together(boxes[a], boxes[b]):
+            return b
+    return None
 
 
 def _belong_together(one: tuple[int, int, int, int], other: tuple[int, int, int, int]) -> bool:
