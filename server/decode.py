@@ -17,7 +17,7 @@ from PIL import Image, UnidentifiedImageError
 FORMATS = {"JPEG", "MPO", "PNG", "WEBP", "BMP", "DIB", "GIF"}
 READABLE = "JPEG, PNG, WebP, BMP, GIF"
 # Working resolution: big enough for small digits in a phone photo, small enough to stay fast.
-WORK_MIN_SIDE = 640  # JPEG draft scaling never goes below this long side
+WORK_MIN_SIDE = 640  # a JPEG reduced while decoding keeps at least this long side
 WORK_MAX_PIXELS = 500_000  # anything larger is resized down after decoding
 EXIF_ORIENTATION = 0x0112
 
