@@ -103,6 +103,7 @@ def _jpeg_pixels(data: bytes, image: Image.Image) -> np.ndarray:
 
 
 def _pixels(image: Image.Image) -> np.ndarray:
+    """Any other format's pixels in gray, decoded by Pillow (PNG, WebP, BMP and GIF are small or cheap)."""
     try:
         return _to_gray(image)
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
