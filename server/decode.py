@@ -103,7 +103,8 @@ def _jpeg_pixels(data: bytes, image: Image.Image) -> np.ndarray:
 
 
 def _pixels(image: Image.Image) -> np.ndarray:
-    """Any other format's pixels in gray, decoded by Pillow (PNG, WebP, BMP and GIF are small or cheap)."""
+    """Any other format's pixels in gray, decoded by Pillow at full size (these formats cannot be reduced while
+    decoding; `_shrink` brings them down afterwards)."""
     try:
         return _to_gray(image)
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
