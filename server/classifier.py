@@ -3,7 +3,7 @@
 Training saves the Keras model (`model/digits.keras`) and its LiteRT (TensorFlow Lite) conversion
 (`model/digits.tflite`), which the server loads: XNNPACK runs it on one core with no per-call overhead to speak
 of, where a compiled tf.function pays about 0.25 ms a call, more than this network costs per digit, and the
-server process needs no TensorFlow (`make bench`: 113 MB of RSS after start-up instead of 750). A `.keras` path is
+server process needs no TensorFlow (about 120 MB of RSS after start-up instead of 750). A `.keras` path is
 converted on load, so a model fresh from training can be served or evaluated as it is.
 """
 
