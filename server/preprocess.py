@@ -241,6 +241,10 @@ def find_digits(mask: np.ndarray, strong: np.ndarray, gray: np.ndarray) -> list[
     count, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(mask, 8, cv2.CV_32S, cv2.CCL_GRANA)
     reaches_strong = np.bincount(labels[strong], minlength=count) > 0
     ids = [i for i in range(1, count) if reaches_strong[i] and _is_ink(i, labels, stats)]
+    # A big shape that is no darker than the paper around it (a shadow's rim, a page edge) would swallow any
+    # digit it touches when strokes are grouped, and set the scale for "small" below: out with it first.
+    big = 0.2 * max(mask.shape)
+    ids = [i for i in ids if max(stats[i, 2:4]) < big or _stands_out(_component(labels, stats, i), mask, gray)]
     if not ids:
         return []
     largest = max(stats[i, cv2.CC_STAT_AREA] for i in ids)
@@ -385,6 +389,11 @@ def _digit_like(box: tuple[int, int, int, int], min_height: float, shape: tuple[
     _, _, w, h = box
     whole_frame = w >= 0.9 * shape[1] and h >= 0.9 * shape[0]
     return h >= min_height and w <= 2.0 * h and not whole_frame
+
+
+def _component(labels: np.ndarray, stats: np.ndarray, i: int) -> Candidate:
+    box = tuple(int(v) for v in stats[i, :4])
+    return Candidate(box, _crop(labels, box, [i]))
 
 
 def _crop(labels: np.ndarray, box: tuple[int, int, int, int], group: list[int]) -> np.ndarray:

@@ -212,6 +212,22 @@ def test_digits_just_above_a_page_edge(classifier: Classifier) -> None:
     assert read(images.page_edge("", (640, 480)), classifier)["number"] is None
 
 
+@pytest.mark.parametrize("seed", [169, 291, 393])
+def test_digits_beside_a_dark_page_edge_or_shadow(seed: int, classifier: Classifier) -> None:
+    """Generated photos (the training scenes, with template digits) that the engine once read as "no digit" or
+    short: a page edge on a dark desk or a shadow's rim was grouped with the digits beside it, or, as the tallest
+    shape, made them look like specks. Seeds: a "457" near a page edge with a margin, a "1" reaching the edge of
+    the sheet, a "332" under a shadow."""
+    from training.scenes import digit_scene, encode_jpeg
+    from training.strokes import stroke_digits
+
+    rng = np.random.default_rng(seed)
+    x, y = stroke_digits(rng, int(rng.integers(1, 4)))
+    image, boxes = digit_scene(rng, [(digit * 255).astype(np.uint8) for digit in x], 480, 640)
+    number = "".join(str(value) for value, box in zip(y, boxes, strict=True) if box[2] > 0)
+    assert read(encode_jpeg(image, 90), classifier)["number"] == number
+
+
 @pytest.mark.parametrize("size", [(1, 1), (1, 300), (40000, 1), (2, 129), (5, 5)], ids=lambda s: f"{s[0]}x{s[1]}")
 def test_degenerate_sizes_give_no_digit(size: tuple[int, int], classifier: Classifier) -> None:
     """Strips and single pixels (found by the fuzzer: a 1x1 BMP once crashed the paper estimate)."""
