@@ -16,7 +16,7 @@ import numpy as np
 
 from server.classifier import CLASSES, NOT_A_DIGIT, Classifier
 from server.decode import ImageError, decode
-from server.preprocess import preprocess, with_halves
+from server.preprocess import preprocess, shapes
 
 __all__ = [
     "Classifier", "Classify", "ImageError", "Prepared", "assemble", "classify_batch", "prepare", "read", "recognize"
@@ -38,8 +38,14 @@ class Prepared:
     width: int
     height: int
     reason: str | None  # why there are no candidates, else None
-    halves: dict[int, tuple[int, int]] = field(default_factory=dict)  # a wide crop -> its left and right halves
+    # Per candidate, the ways to read it: crop indices, the whole (when it may be one digit) or its parts in
+    # order. None: each crop is a candidate read whole.
+    readings: list[list[tuple[int, ...]]] | None = None
     timings: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.readings is None:
+            self.readings = [[(i,)] for i in range(len(self.boxes))]
 
 
 def prepare(data: bytes, max_pixels: int = 40_000_000) -> Prepared:
@@ -51,14 +57,17 @@ def prepare(data: bytes, max_pixels: int = 40_000_000) -> Prepared:
     done = time.perf_counter()
     sx = decoded.width / decoded.gray.shape[1]
     sy = decoded.height / decoded.gray.shape[0]
-    boxes = [_scale_box(c.box, sx, sy) for c in with_halves(candidates)]
-    halves, index = {}, 0
+    boxes = [_scale_box(c.box, sx, sy) for c in shapes(candidates)]
+    readings, index = [], 0
     for candidate in candidates:
-        if candidate.halves:
-            halves[index] = (index + 1, index + 2)
-        index += 1 + len(candidate.halves)
+        ways = [(index,)] if candidate.single else []
+        index += 1
+        for split in candidate.splits:
+            ways.append(tuple(range(index, index + len(split))))
+            index += len(split)
+        readings.append(ways)
     timings = {"decode_ms": (decoded_at - start) * 1000, "preprocess_ms": (done - decoded_at) * 1000}
-    return Prepared(crops, boxes, decoded.width, decoded.height, reason, halves, timings)
+    return Prepared(crops, boxes, decoded.width, decoded.height, reason, readings, timings)
 
 
 def _scale_box(box: tuple[int, int, int, int], sx: float, sy: float) -> tuple[int, int, int, int]:
@@ -74,19 +83,14 @@ def read(probs: np.ndarray) -> np.ndarray:
 
 
 def assemble(prepared: Prepared, probs: np.ndarray) -> dict:
-    """Keep the crops read as digits, left to right, and read them as one number. A wide crop is read as its
-    two halves instead when both are digits and the model is surer of each than of the whole."""
+    """Read each candidate the way whose every crop is a digit and whose least sure crop the model is surest of
+    (a wide shape: whole, or cut in parts; a tie keeps the whole), then all digits left to right as one number."""
     values = read(probs)
-    halved = {i for pair in prepared.halves.values() for i in pair}
     chosen = []
-    for i in range(len(prepared.boxes)):
-        if i in halved:
-            continue
-        pair = prepared.halves.get(i)
-        if pair and all(values[j] != NOT_A_DIGIT and probs[j].max() > probs[i].max() for j in pair):
-            chosen += pair
-        elif values[i] != NOT_A_DIGIT:
-            chosen.append(i)
+    for ways in prepared.readings:
+        digits_only = [way for way in ways if all(values[j] != NOT_A_DIGIT for j in way)]
+        if digits_only:
+            chosen += max(digits_only, key=lambda way: min(probs[j].max() for j in way))
     digits = []
     for i in sorted(chosen, key=lambda i: prepared.boxes[i][0]):
         value, p = int(values[i]), probs[i]

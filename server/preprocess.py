@@ -6,6 +6,7 @@ Pure NumPy/OpenCV, no state: safe to call from many threads at once (OpenCV rele
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 import cv2
 import numpy as np
@@ -15,9 +16,13 @@ import numpy as np
 cv2.setNumThreads(1)
 
 MAX_CANDIDATES = 16
-# A candidate at least this much wider than tall may be two digits that touch: it is also cut in two, and the
-# engine keeps whichever reading the model is surer of (a wide "2" stays whole, a "07" written in one go splits).
-SPLIT_ASPECT = 1.0
+# A candidate wider than tall may be digits written into each other: it is also cut into 2, 3 or 4 parts, each at
+# least half as wide as tall, and the engine keeps the reading the model is surest of (a wide "2" stays whole, a
+# "07" written in one go splits). One digit is never more than SINGLE_ASPECT times as wide as tall (the widest of
+# photos-dev's 644 digits: a "2", 1.8): a wider shape is read only in parts.
+MAX_PARTS = 4
+PART_ASPECT = 0.5
+SINGLE_ASPECT = 2.0
 MIN_DIGIT_HEIGHT = 10  # pixels of the working image: smaller shapes are specks, not digits anyone could read
 MAX_STROKE_DEPTH = 0.13  # light strokes on a dark screen: no point deeper inside them (fraction of the short side)
 MIN_CONTRAST = 0.10  # ink must be at least this much darker than the paper around it (fraction)
@@ -47,7 +52,8 @@ LINE_BRIDGE = 9
 class Candidate:
     box: tuple[int, int, int, int]  # (x, y, w, h) in working-image pixels
     mask: np.ndarray  # uint8 0/1 ink of this digit only, cropped to box
-    halves: list[Candidate] = field(default_factory=list)  # left and right, when it may be two digits touching
+    splits: list[list[Candidate]] = field(default_factory=list)  # the shape cut into 2, 3... parts, left to right
+    single: bool = True  # narrow enough to be one digit
 
 
 def dark_ink(gray: np.ndarray) -> np.ndarray:
@@ -259,27 +265,32 @@ def find_digits(mask: np.ndarray, strong: np.ndarray, gray: np.ndarray) -> list[
     candidates = [Candidate(box, _crop(labels, box, group)) for box, group in chosen[:MAX_CANDIDATES]]
     candidates = [c for c in candidates if _stands_out(c, mask, gray)]
     for candidate in candidates:
-        candidate.halves = _halves(candidate)
+        _, _, w, h = candidate.box
+        candidate.single = w <= SINGLE_ASPECT * h
+        parts = range(2, min(MAX_PARTS, int(w / (PART_ASPECT * h))) + 1)
+        candidate.splits = [split for split in (_split(candidate, n) for n in parts) if split]
     return sorted(candidates, key=lambda c: c.box[0])
 
 
-def _halves(candidate: Candidate) -> list[Candidate]:
-    """A wide candidate cut at its thinnest column in the middle 40%: two touching digits part there."""
+def _split(candidate: Candidate, parts: int) -> list[Candidate]:
+    """A wide candidate cut into `parts`: each cut at the thinnest column within 40% of a part's width of where
+    equal parts would meet (touching digits part there). Empty if a part has no ink."""
     x, y, w, h = candidate.box
-    if w < SPLIT_ASPECT * h:
-        return []
     ink = candidate.mask.sum(axis=0)
-    start = round(0.3 * w)
-    cut = start + int(np.argmin(ink[start : round(0.7 * w)]))
-    halves = []
-    for left, right in ((0, cut), (cut, w)):
+    cuts = [0]
+    for i in range(1, parts):
+        start, stop = round((i - 0.4) * w / parts), round((i + 0.4) * w / parts)
+        cuts.append(start + int(np.argmin(ink[start:stop])))
+    cuts.append(w)
+    split = []
+    for left, right in pairwise(cuts):
         part = candidate.mask[:, left:right]
         rows, cols = np.flatnonzero(part.any(axis=1)), np.flatnonzero(part.any(axis=0))
         if not len(rows):
             return []
         box = (x + left + int(cols[0]), y + int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
-        halves.append(Candidate(box, part[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]))
-    return halves
+        split.append(Candidate(box, part[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]))
+    return split
 
 
 def _stands_out(candidate: Candidate, mask: np.ndarray, gray: np.ndarray) -> bool:
@@ -384,11 +395,11 @@ def _union(one: tuple[int, int, int, int], other: tuple[int, int, int, int]) -> 
 
 
 def _digit_like(box: tuple[int, int, int, int], min_height: float, shape: tuple[int, ...]) -> bool:
-    """Tall enough, not too wide, and not the whole frame (that is a shadow or the paper's edge: no digit
-    among the 659 candidates of photos-dev spans 90% of both sides)."""
+    """Tall enough, not too wide even for MAX_PARTS digits in a row, and not the whole frame (that is a shadow or
+    the paper's edge: no digit among the 659 candidates of photos-dev spans 90% of both sides)."""
     _, _, w, h = box
     whole_frame = w >= 0.9 * shape[1] and h >= 0.9 * shape[0]
-    return h >= min_height and w <= 2.0 * h and not whole_frame
+    return h >= min_height and w <= MAX_PARTS * h and not whole_frame
 
 
 def _component(labels: np.ndarray, stats: np.ndarray, i: int) -> Candidate:
@@ -464,7 +475,7 @@ def _centre_mass(image: np.ndarray) -> np.ndarray:
 
 def preprocess(gray: np.ndarray) -> tuple[list[Candidate], np.ndarray, str | None]:
     """Grayscale working image -> (candidates, crops (n,28,28,1) float32, reason when there are none). The crops
-    are each candidate's, followed by its halves' when it has them."""
+    are each candidate's, followed by its parts' when it is cut (`shapes`)."""
     gray = dark_ink(gray)
     strength = ink_strength(gray)
     levels = thresholds(strength)
@@ -474,10 +485,10 @@ def preprocess(gray: np.ndarray) -> tuple[list[Candidate], np.ndarray, str | Non
     candidates = find_digits(mask, strength >= levels[1], gray)
     if not candidates:
         return [], np.zeros((0, 28, 28, 1), np.float32), "no digit-like shapes"
-    crops = np.stack([normalize(c.mask) for c in with_halves(candidates)])[..., None]
+    crops = np.stack([normalize(c.mask) for c in shapes(candidates)])[..., None]
     return candidates, crops, None
 
 
-def with_halves(candidates: list[Candidate]) -> list[Candidate]:
-    """Each candidate followed by its halves, if it has any: the order of `preprocess`'s crops."""
-    return [shape for c in candidates for shape in (c, *c.halves)]
+def shapes(candidates: list[Candidate]) -> list[Candidate]:
+    """Each candidate followed by the parts of each of its splits: the order of `preprocess`'s crops."""
+    return [shape for c in candidates for shape in (c, *(part for split in c.splits for part in split))]
