@@ -6,7 +6,7 @@ Pure NumPy/OpenCV, no state: safe to call from many threads at once (OpenCV rele
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import pairwise
+from itertools import combinations, pairwise
 
 import cv2
 import numpy as np
@@ -16,13 +16,19 @@ import numpy as np
 cv2.setNumThreads(1)
 
 MAX_CANDIDATES = 16
-# A candidate wider than tall may be digits written into each other: it is also cut into 2, 3 or 4 parts, each at
-# least half as wide as tall, and the engine keeps the reading the model is surest of (a wide "2" stays whole, a
-# "07" written in one go splits). One digit is never more than SINGLE_ASPECT times as wide as tall (the widest of
-# photos-dev's 644 digits: a "2", 1.8): a wider shape is read only in parts.
+# A candidate wider than tall may be digits written into each other: it is also cut into 2, 3 or 4 parts (at most
+# one part per half its height of width), and the engine keeps the reading the model is surest of (a wide "2"
+# stays whole, a "07" written in one go splits). One digit is never more than SINGLE_ASPECT times as wide as tall
+# (the widest of photos-dev's 644 digits: a "2", 1.8): a wider shape is read only in parts.
 MAX_PARTS = 4
 PART_ASPECT = 0.5
 SINGLE_ASPECT = 2.0
+# Cuts go where equal parts would meet, or at the thinnest columns: the MAX_CUT_POINTS lowest local minima of the
+# ink per column, at least CUT_SPACING of the height apart (a "1" beside a "0" parts well off the middle).
+MAX_CUT_POINTS = 5
+CUT_SPACING = 0.2
+# A big shape, this share of the picture's long side or more, is checked to stand out before strokes are grouped.
+BIG_SHAPE = 0.2
 MIN_DIGIT_HEIGHT = 10  # pixels of the working image: smaller shapes are specks, not digits anyone could read
 MAX_STROKE_DEPTH = 0.13  # light strokes on a dark screen: no point deeper inside them (fraction of the short side)
 MIN_CONTRAST = 0.10  # ink must be at least this much darker than the paper around it (fraction)
@@ -249,7 +255,7 @@ def find_digits(mask: np.ndarray, strong: np.ndarray, gray: np.ndarray) -> list[
     ids = [i for i in range(1, count) if reaches_strong[i] and _is_ink(i, labels, stats)]
     # A big shape that is no darker than the paper around it (a shadow's rim, a page edge) would swallow any
     # digit it touches when strokes are grouped, and set the scale for "small" below: out with it first.
-    big = 0.2 * max(mask.shape)
+    big = BIG_SHAPE * max(mask.shape)
     ids = [i for i in ids if max(stats[i, 2:4]) < big or _stands_out(_component(labels, stats, i), mask, gray)]
     if not ids:
         return []
@@ -267,27 +273,48 @@ def find_digits(mask: np.ndarray, strong: np.ndarray, gray: np.ndarray) -> list[
     for candidate in candidates:
         _, _, w, h = candidate.box
         candidate.single = w <= SINGLE_ASPECT * h
-        parts = range(2, min(MAX_PARTS, int(w / (PART_ASPECT * h))) + 1)
-        candidate.splits = [split for split in (_split(candidate, n) for n in parts) if split]
+        candidate.splits = [_split(candidate, cuts) for cuts in _cuts(candidate.mask)]
     return sorted(candidates, key=lambda c: c.box[0])
 
 
-def _split(candidate: Candidate, parts: int) -> list[Candidate]:
-    """A wide candidate cut into `parts`: each cut at the thinnest column within 40% of a part's width of where
-    equal parts would meet (touching digits part there). Empty if a part has no ink."""
-    x, y, w, h = candidate.box
-    ink = candidate.mask.sum(axis=0)
-    cuts = [0]
-    for i in range(1, parts):
-        start, stop = round((i - 0.4) * w / parts), round((i + 0.4) * w / parts)
-        cuts.append(start + int(np.argmin(ink[start:stop])))
-    cuts.append(w)
+def _cuts(mask: np.ndarray) -> list[tuple[int, ...]]:
+    """The ways to cut a shape into 2 to MAX_PARTS parts, as the columns of the cuts: at the thinnest column near
+    where equal parts would meet, and at every combination of the thinnest columns (`_thin_columns`)."""
+    h, w = mask.shape
+    most = min(MAX_PARTS, int(w / (PART_ASPECT * h)))
+    ink = mask.sum(axis=0)
+    ways = set()
+    for parts in range(2, most + 1):
+        windows = [(round((i - 0.4) * w / parts), round((i + 0.4) * w / parts)) for i in range(1, parts)]
+        ways.add(tuple(start + int(np.argmin(ink[start:stop])) for start, stop in windows))
+        ways.update(combinations(_thin_columns(ink, h), parts - 1))
+    return sorted(ways)
+
+
+def _thin_columns(ink: np.ndarray, h: int) -> list[int]:
+    """The MAX_CUT_POINTS columns of least ink (local minima of ink per column, inside the middle 80%), at least
+    CUT_SPACING of the height apart, left to right."""
+    w = len(ink)
+    smooth = np.convolve(ink, np.ones(3) / 3, mode="same")
+    minima = [i for i in range(max(1, round(0.1 * w)), min(w - 1, round(0.9 * w)))
+              if smooth[i] <= smooth[i - 1] and smooth[i] <= smooth[i + 1]]
+    chosen: list[int] = []
+    for i in sorted(minima, key=lambda i: smooth[i]):
+        if all(abs(i - j) >= CUT_SPACING * h for j in chosen):
+            chosen.append(i)
+        if len(chosen) == MAX_CUT_POINTS:
+            break
+    return sorted(chosen)
+
+
+def _split(candidate: Candidate, cuts: tuple[int, ...]) -> list[Candidate]:
+    """The candidate cut at these columns, each part trimmed to its ink. (Every column of a candidate holds ink:
+    its strokes are connected or overlap sideways, so no part is empty.)"""
+    x, y, w, _ = candidate.box
     split = []
-    for left, right in pairwise(cuts):
+    for left, right in pairwise((0, *cuts, w)):
         part = candidate.mask[:, left:right]
         rows, cols = np.flatnonzero(part.any(axis=1)), np.flatnonzero(part.any(axis=0))
-        if not len(rows):
-            return []
         box = (x + left + int(cols[0]), y + int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
         split.append(Candidate(box, part[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]))
     return split

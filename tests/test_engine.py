@@ -197,7 +197,7 @@ def test_tilted_ruled_page(tilt: float, classifier: Classifier) -> None:
 
 @pytest.mark.parametrize("gap", [-0.2, -0.15])
 def test_touching_digits_are_read_apart(gap: float, classifier: Classifier) -> None:
-    """Digits written into each other make one shape; the engine also reads it cut in two (a "47" was "4")."""
+    """Digits written into each other make one shape; the engine also reads it cut in parts (a "47" was "4")."""
     for size in (images.WEBCAM, (640, 480)):
         for number in ("47", "71", "42"):
             assert read(images.scene(number, size, seed=1, gap=gap), classifier)["number"] == number
@@ -360,7 +360,7 @@ def test_refused_and_unsure_crops_are_left_out_of_the_number() -> None:
     boxes = [(300, 0, 9, 9), (0, 0, 9, 9), (100, 0, 9, 9), (200, 0, 9, 9)]
     rows = [probs(4, 0.9), probs(7, 0.8), probs(10, 0.6), probs(1, MIN_CONFIDENCE - 0.05)]
     def prepared(n: int) -> Prepared:
-        return Prepared(np.zeros((n, 28, 28, 1), np.float32), boxes[-n:], 400, 10, None)
+        return Prepared(np.zeros((n, 28, 28, 1), np.float32), boxes[-n:], 400, 10, None, [[(i,)] for i in range(n)])
 
     result = assemble(prepared(4), np.stack(rows))
     assert result["number"] == "74"
@@ -369,18 +369,25 @@ def test_refused_and_unsure_crops_are_left_out_of_the_number() -> None:
     assert refused["number"] is None and refused["reason"] == "no digit-like shapes"
 
 
-def test_a_wide_shape_is_read_as_its_halves_only_when_the_model_is_surer_of_both() -> None:
-    boxes = [(0, 0, 20, 10), (0, 0, 9, 10), (11, 0, 9, 10)]
+def test_a_wide_shape_is_read_in_parts_only_when_the_model_is_surer_of_each_part() -> None:
+    """Crop 0 is the whole shape; 1 and 2 its halves; 3, 4 and 5 its thirds."""
+    boxes = [(0, 0, 30, 10), (0, 0, 14, 10), (16, 0, 14, 10), (0, 0, 9, 10), (10, 0, 9, 10), (21, 0, 9, 10)]
 
-    def number(whole: float, left: float, right: float) -> str | None:
-        probs = np.full((3, 11), 0.001, np.float32)
-        probs[0, 4], probs[1, 4], probs[2, 7] = whole, left, right
-        prepared = Prepared(np.zeros((3, 28, 28, 1), np.float32), boxes, 20, 10, None, readings=[[(0,), (1, 2)]])
-        return assemble(prepared, probs)["number"]
+    def number(whole: float, halves: tuple[float, float], thirds: tuple[float, float, float] = (0.3, 0.3, 0.3),
+               whole_may_be_one_digit: bool = True) -> str | None:
+        probs = np.full((6, 11), 0.001, np.float32)
+        for i, (value, p) in enumerate(zip((4, 4, 7, 1, 2, 3), (whole, *halves, *thirds), strict=True)):
+            probs[i, value] = p
+        ways = [(1, 2), (3, 4, 5)]
+        readings = [[(0,), *ways] if whole_may_be_one_digit else ways]
+        return assemble(Prepared(np.zeros((6, 28, 28, 1), np.float32), boxes, 30, 10, None, readings), probs)["number"]
 
-    assert number(0.6, 0.9, 0.95) == "47"  # two digits written into each other
-    assert number(0.97, 0.9, 0.99) == "4"  # one wide digit
-    assert number(0.6, 0.9, 0.3) == "4"  # the right half is no digit
+    assert number(0.6, (0.9, 0.95)) == "47"  # two digits written into each other
+    assert number(0.97, (0.9, 0.99)) == "4"  # one wide digit
+    assert number(0.95, (0.955, 0.99)) == "4"  # parts must be surer than the whole by SPLIT_MARGIN
+    assert number(0.6, (0.9, 0.3)) == "4"  # the right half is no digit
+    assert number(0.6, (0.9, 0.95), (0.97, 0.98, 0.99)) == "123"  # three digits
+    assert number(0.99, (0.3, 0.3), whole_may_be_one_digit=False) is None  # too wide for one, no parts are digits
 
 
 @pytest.mark.data
