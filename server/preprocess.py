@@ -48,6 +48,7 @@ FIT_SIDE = 80  # digits are brought to this size before their strokes are adjust
 RULED_TILT = 15  # degrees: ruled lines and margins are looked for this far either side of level/upright
 RULED_SPAN = 0.5  # ... and are ink over at least this share of the picture's width (or height)
 RULED_SEARCH_WIDTH = 200  # the line search runs on a copy about this wide
+MAX_RULED_LINES = 128  # the strongest lines only: a noisy picture can give a thousand, each costing 0.1 ms
 RULED_MAX_DEPTH = 3  # ... and no deeper than this inside their ink (pixels): a ruled line is at most about 6 px thick
 # A stroke cut by an erased band is joined across it by a closing this long, which fills gaps of up to 8 px: the
 # band of a line up to 4 px thick lying within about 10 degrees of level. (Thicker or more tilted lines leave a gap.)
@@ -193,7 +194,7 @@ def _ruled_rows(mask: np.ndarray) -> tuple[np.ndarray | None, list[bool]]:
     depth = cv2.dilate(cv2.distanceTransform(mask, cv2.DIST_L1, 3), np.ones((7, 7), np.uint8))
     found = np.zeros((height, width), np.uint8)
     whole = []
-    for rho, theta in _distinct(lines[:, 0, :2]):
+    for rho, theta in _distinct(lines[:MAX_RULED_LINES * 4, 0, :2])[:MAX_RULED_LINES]:
         rho, sin, cos = (rho + 0.5) * factor, np.sin(theta), np.cos(theta)
         ends = [(rho - cos * x) / sin for x in (0, width - 1)]  # the row where it meets each side
         start, stop = np.searchsorted(ys, [min(ends) - factor - 2, max(ends) + factor + 3])
