@@ -58,12 +58,9 @@ def prepare(data: bytes, max_pixels: int = 40_000_000) -> Prepared:
     boxes = [_scale_box(c.box, sx, sy) for c in shapes(candidates)]
     readings, index = [], 0
     for candidate in candidates:
-        ways = [(index,)] if candidate.single else []
-        index += 1
-        for split in candidate.splits:
-            ways.append(tuple(range(index, index + len(split))))
-            index += len(split)
-        readings.append(ways)
+        whole = [(index,)] if candidate.single else []
+        readings.append(whole + [tuple(index + 1 + part for part in split) for split in candidate.splits])
+        index += 1 + len(candidate.parts)
     timings = {"decode_ms": (decoded_at - start) * 1000, "preprocess_ms": (done - decoded_at) * 1000}
     return Prepared(crops, boxes, decoded.width, decoded.height, reason, readings, timings)
 

@@ -59,7 +59,8 @@ LINE_BRIDGE = 9
 class Candidate:
     box: tuple[int, int, int, int]  # (x, y, w, h) in working-image pixels
     mask: np.ndarray  # uint8 0/1 ink of this digit only, cropped to box
-    splits: list[list[Candidate]] = field(default_factory=list)  # the shape cut into 2, 3... parts, left to right
+    parts: list[Candidate] = field(default_factory=list)  # pieces cut from a wide shape, each once
+    splits: list[tuple[int, ...]] = field(default_factory=list)  # ways to cut it: indices into parts, left to right
     single: bool = True  # narrow enough to be one digit
 
 
@@ -274,7 +275,10 @@ def find_digits(mask: np.ndarray, strong: np.ndarray, gray: np.ndarray) -> list[
     for candidate in candidates:
         _, _, w, h = candidate.box
         candidate.single = w <= SINGLE_ASPECT * h
-        candidate.splits = [_split(candidate, cuts) for cuts in _cuts(candidate.mask)]
+        ways = [list(pairwise((0, *cuts, w))) for cuts in _cuts(candidate.mask)]  # (left, right) columns
+        pieces = sorted({piece for way in ways for piece in way})  # a piece shared by several ways is cut once
+        candidate.parts = [_part(candidate, left, right) for left, right in pieces]
+        candidate.splits = [tuple(pieces.index(piece) for piece in way) for way in ways]
     return sorted(candidates, key=lambda c: c.box[0])
 
 
@@ -308,17 +312,14 @@ def _thin_columns(ink: np.ndarray, h: int) -> list[int]:
     return sorted(chosen)
 
 
-def _split(candidate: Candidate, cuts: tuple[int, ...]) -> list[Candidate]:
-    """The candidate cut at these columns, each part trimmed to its ink. (Every column of a candidate holds ink:
-    its strokes are connected or overlap sideways, so no part is empty.)"""
-    x, y, w, _ = candidate.box
-    split = []
-    for left, right in pairwise((0, *cuts, w)):
-        part = candidate.mask[:, left:right]
-        rows, cols = np.flatnonzero(part.any(axis=1)), np.flatnonzero(part.any(axis=0))
-        box = (x + left + int(cols[0]), y + int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
-        split.append(Candidate(box, part[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]))
-    return split
+def _part(candidate: Candidate, left: int, right: int) -> Candidate:
+    """The candidate's columns left to right-1, trimmed to their ink. (Every column of a candidate holds ink: its
+    strokes are connected or overlap sideways, so no part is empty.)"""
+    x, y, _, _ = candidate.box
+    part = candidate.mask[:, left:right]
+    rows, cols = np.flatnonzero(part.any(axis=1)), np.flatnonzero(part.any(axis=0))
+    box = (x + left + int(cols[0]), y + int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1))
+    return Candidate(box, part[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1])
 
 
 def _stands_out(candidate: Candidate, mask: np.ndarray, gray: np.ndarray) -> bool:
@@ -518,5 +519,5 @@ def preprocess(gray: np.ndarray) -> tuple[list[Candidate], np.ndarray, str | Non
 
 
 def shapes(candidates: list[Candidate]) -> list[Candidate]:
-    """Each candidate followed by the parts of each of its splits: the order of `preprocess`'s crops."""
-    return [shape for c in candidates for shape in (c, *(part for split in c.splits for part in split))]
+    """Each candidate followed by its parts: the order of `preprocess`'s crops."""
+    return [shape for c in candidates for shape in (c, *c.parts)]
