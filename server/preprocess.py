@@ -258,7 +258,11 @@ def find_digits(mask: np.ndarray, strong: np.ndarray, gray: np.ndarray) -> list[
     # A big shape that is no darker than the paper around it (a shadow's rim, a page edge) would swallow any
     # digit it touches when strokes are grouped, and set the scale for "small" below: out with it first.
     big = BIG_SHAPE * max(mask.shape)
-    ids = [i for i in ids if max(stats[i, 2:4]) < big or _stands_out(_component(labels, stats, i), mask, gray)]
+    standing = {}  # the big shapes kept, as candidates: one that stays alone in its group is not checked again
+    for i in ids:
+        if max(stats[i, 2:4]) >= big and _stands_out(shape := _component(labels, stats, i), mask, gray):
+            standing[i] = shape
+    ids = [i for i in ids if max(stats[i, 2:4]) < big or i in standing]
     if not ids:
         return []
     largest = max(stats[i, cv2.CC_STAT_AREA] for i in ids)
@@ -270,8 +274,12 @@ def find_digits(mask: np.ndarray, strong: np.ndarray, gray: np.ndarray) -> list[
         (box, group) for box, group in zip(boxes, groups, strict=True) if _digit_like(box, min_height, mask.shape)
     ]
     chosen.sort(key=lambda item: item[0][2] * item[0][3], reverse=True)
-    candidates = [Candidate(box, _crop(labels, box, group)) for box, group in chosen[:MAX_CANDIDATES]]
-    candidates = [c for c in candidates if _stands_out(c, mask, gray)]
+    candidates = []
+    for box, group in chosen[:MAX_CANDIDATES]:
+        if len(group) == 1 and group[0] in standing:
+            candidates.append(standing[group[0]])
+        elif _stands_out(candidate := Candidate(box, _crop(labels, box, group)), mask, gray):
+            candidates.append(candidate)
     for candidate in candidates:
         _, _, w, h = candidate.box
         candidate.single = w <= SINGLE_ASPECT * h
