@@ -207,14 +207,15 @@ def _ruled_rows(mask: np.ndarray) -> tuple[np.ndarray | None, list[bool]]:
         if np.count_nonzero(per_column) < RULED_SPAN * width:
             continue  # ink along less than RULED_SPAN of the width: a stroke, not a line
         # Medians: they ignore the places where a digit crosses the line.
-        if np.median(depth[line_y, line_x]) > RULED_MAX_DEPTH:
-            continue  # a thick stroke or a dark band (a close-up digit, a shadow, a table edge)
         thickness = int(np.median(per_column[per_column > 0]))
         points = np.column_stack([line_x, line_y]).astype(np.float32)
         vx, vy, x0, y0 = cv2.fitLine(points, cv2.DIST_L2, 0, 0.01, 0.01).ravel()
         core = np.abs((line_x - x0) * vy - (line_y - y0) * vx) <= thickness / 2 + 1
         if np.count_nonzero(np.bincount(line_x[core], minlength=width)) < RULED_SPAN * width:
             continue  # ink scattered about a straight path (speckle, desk grain) is no line
+        # On the line's own core only: a thick digit it crosses fills much of the search band around it.
+        if np.median(depth[line_y[core], line_x[core]]) > RULED_MAX_DEPTH:
+            continue  # a thick stroke or a dark band (a close-up digit, a shadow, a table edge)
         slope = vy / vx if abs(vx) > 1e-6 else 0.0
         # A pixel to spare on each side for anti-aliasing: where a faint line fades out, its pieces would
         # otherwise stay behind as "1"s.
