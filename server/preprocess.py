@@ -31,6 +31,7 @@ CUT_SPACING = 0.2
 BIG_SHAPE = 0.2
 MIN_DIGIT_HEIGHT = 10  # pixels of the working image: smaller shapes are specks, not digits anyone could read
 MAX_STROKE_DEPTH = 0.13  # light strokes on a dark screen: no point deeper inside them (fraction of the short side)
+MAX_STROKE_SHARE = 0.3  # ... and they cover less than this share of it; the lit part of a shadowed page, more
 MIN_CONTRAST = 0.10  # ink must be at least this much darker than the paper around it (fraction)
 MIN_PEAK_CONTRAST = 0.22  # ... and somewhere at least this dark, or it is grain, show-through or shadow
 # The paper is estimated on a copy about this big (long side), by a closing this wide, then a box blur this
@@ -67,14 +68,17 @@ class Candidate:
 def dark_ink(gray: np.ndarray) -> np.ndarray:
     """Invert a picture of light strokes on a dark screen or board so that ink is dark.
 
-    Mostly dark is not enough: a sheet of paper on a dark desk is mostly dark too. Strokes are thin, so
-    the light part is inverted only when no point of it lies far inside (measured: strokes at most 0.11 of
-    the picture's short side from their edge, sheets of paper 0.16 and more).
+    Mostly dark is not enough: a sheet of paper on a dark desk is mostly dark too, and so is a page mostly in
+    shadow. Strokes are thin and few, so the light part is inverted only when no point of it lies far inside
+    and it covers little of the picture (measured: strokes at most 0.11 of the picture's short side from their
+    edge and 27% of it, sheets of paper 0.16 and more, the lit band of a shadowed page 36% and more).
     """
     small = np.ascontiguousarray(gray[::4, ::4])
     if _quantile(small.ravel(), 50) >= 110:
         return gray
     _, light = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    if np.count_nonzero(light) >= MAX_STROKE_SHARE * light.size:
+        return gray
     depth = cv2.distanceTransform(light, cv2.DIST_L2, 3).max()
     return 255 - gray if depth < MAX_STROKE_DEPTH * min(small.shape) else gray
 
