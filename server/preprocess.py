@@ -177,7 +177,8 @@ def _ruled_rows(mask: np.ndarray) -> tuple[np.ndarray | None, list[bool]]:
     A Hough transform limited to RULED_TILT degrees either side of level finds them on a shrunken copy, tilted
     (a phone held askew) or broken (light lines only partly dark enough to be ink), once the ink of all of
     them together reaches across 85% of the width. Each is then fitted on the full mask and erased from edge
-    to edge. A line that leaves through the top or bottom corner within half the width is not found.
+    to edge, except where thick ink runs along it. A line that leaves through the top or bottom corner within
+    half the width is not found.
     """
     height, width = mask.shape
     if min(height, width) < 8 or np.count_nonzero(mask.any(axis=0)) < 0.85 * width:  # cheap: ink must reach across
@@ -217,18 +218,35 @@ def _ruled_rows(mask: np.ndarray) -> tuple[np.ndarray | None, list[bool]]:
         core = np.abs((line_x - x0) * vy - (line_y - y0) * vx) <= thickness / 2 + 1
         if np.count_nonzero(np.bincount(line_x[core], minlength=width)) < RULED_SPAN * width:
             continue  # ink scattered about a straight path (speckle, desk grain) is no line
-        # On the line's own core only: a thick digit it crosses fills much of the search band around it.
-        if np.median(depth[line_y[core], line_x[core]]) > RULED_MAX_DEPTH:
+        # Each column's shallowest ink on the line's core: deep where thick ink runs along the line (a "1" on a
+        # grid line, a marker stroke), shallow where a digit only crosses it, however thick.
+        shallowest = np.full(width, np.inf, np.float32)
+        np.minimum.at(shallowest, line_x[core], depth[line_y[core], line_x[core]])
+        deep = np.isfinite(shallowest) & (shallowest > RULED_MAX_DEPTH)
+        if np.count_nonzero(deep) > 0.5 * np.count_nonzero(np.isfinite(shallowest)):
             continue  # a thick stroke or a dark band (a close-up digit, a shadow, a table edge)
         slope = vy / vx if abs(vx) > 1e-6 else 0.0
         # A pixel to spare on each side for anti-aliasing: where a faint line fades out, its pieces would
         # otherwise stay behind as "1"s.
         ends = [(0, round(y0 - slope * x0)), (width - 1, round(y0 + slope * (width - 1 - x0)))]
-        cv2.line(found, ends[0], ends[1], 1, thickness + 2)
+        _draw_line(found, ends, thickness + 2, deep)
         first, last = np.argmin(line_x), np.argmax(line_x)
         whole.append(_at_border(line_x[first], line_y[first], mask.shape)
                      and _at_border(line_x[last], line_y[last], mask.shape))
     return (found if whole else None), whole
+
+
+def _draw_line(found: np.ndarray, ends: list[tuple[int, int]], thickness: int, deep: np.ndarray) -> None:
+    """Mark a line to erase in `found`, except in the `deep` columns, where thick ink runs along it."""
+    if not deep.any():
+        cv2.line(found, ends[0], ends[1], 1, thickness)
+        return
+    top = max(0, min(y for _, y in ends) - thickness)
+    band = found[top : max(y for _, y in ends) + thickness + 1]
+    line = np.zeros_like(band)
+    cv2.line(line, (ends[0][0], ends[0][1] - top), (ends[1][0], ends[1][1] - top), 1, thickness)
+    line[:, deep] = 0
+    band |= line
 
 
 def _at_border(x: int, y: int, shape: tuple[int, ...]) -> bool:
