@@ -185,6 +185,20 @@ def test_paper_lines_are_not_digits(squared: bool, classifier: Classifier) -> No
     assert read(encode(Image.fromarray(page), "JPEG", quality=90), classifier)["number"] is None
 
 
+@pytest.mark.parametrize("length", [0.5, 0.6, 0.8])
+def test_a_margin_line_running_out_of_the_picture_is_not_a_digit(length: float, classifier: Classifier) -> None:
+    """A sheet on a dark desk, seen from its top edge: its red margin runs from that edge out through the bottom
+    of the picture, as one long thin stroke (it was read "1"). A "1" beside it is still read."""
+    page = np.full((240, 320), 40, np.uint8)
+    top = round(240 * (1 - length))
+    page[top:] = 215
+    cv2.line(page, (100, top), (102, 239), 150, 2, cv2.LINE_AA)
+    page = cv2.GaussianBlur(page, (0, 0), 0.7)
+    assert read(encode(Image.fromarray(page), "JPEG", quality=90), classifier)["number"] is None
+    cv2.line(page, (200, top + 30), (196, top + 30 + round(0.25 * 240 * length)), 30, 4, cv2.LINE_AA)
+    assert read(encode(Image.fromarray(page), "JPEG", quality=90), classifier)["number"] == "1"
+
+
 @pytest.mark.parametrize("tilt", [-7, -2, 3, 8])
 def test_tilted_ruled_page(tilt: float, classifier: Classifier) -> None:
     """A phone held askew over ruled paper with a red margin: the lines are erased however they lean (a
