@@ -6,6 +6,7 @@ Pure NumPy/OpenCV, no state: safe to call from many threads at once (OpenCV rele
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import reduce
 from itertools import combinations, pairwise
 
 import cv2
@@ -304,6 +305,10 @@ def find_digits(mask: np.ndarray, strong: np.ndarray, gray: np.ndarray) -> list[
             candidates.append(standing[group[0]])
         elif _stands_out(candidate := Candidate(box, _crop(labels, box, group)), mask, gray):
             candidates.append(candidate)
+        elif kept := [i for i in group if i in standing]:
+            # A big digit grouped with a piece of shadow beside it: the digit alone, as found to stand out.
+            box = reduce(_union, (tuple(stats[i, :4].tolist()) for i in kept))
+            candidates.append(Candidate(box, _crop(labels, box, kept)))
     for candidate in candidates:
         _, _, w, h = candidate.box
         candidate.single = w <= SINGLE_ASPECT * h

@@ -284,6 +284,14 @@ def test_digits_beside_a_dark_page_edge_or_shadow(seed: int, classifier: Classif
     assert read(data, classifier)["number"] == number
 
 
+@pytest.mark.parametrize("seed", [141, 285, 321, 578])
+def test_a_big_digit_grouped_with_a_piece_of_shadow_is_kept(seed: int, classifier: Classifier) -> None:
+    """Generated photos where a big digit stands out from the paper but was grouped with a faint piece of shadow
+    beside it, and the group as a whole did not: the digit was dropped ("77" read "7", "042" read "04")."""
+    data, number = template_scene(seed)
+    assert read(data, classifier)["number"] == number
+
+
 @pytest.mark.parametrize("seed", [230, 577, 659, 788])
 def test_ruled_lines_through_thick_digits_are_erased(seed: int, classifier: Classifier) -> None:
     """Generated photos whose ruled lines cross thick strokes ("08" and "040" on squared paper, "67" and a marker
