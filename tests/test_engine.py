@@ -199,16 +199,6 @@ def test_a_margin_line_running_out_of_the_picture_is_not_a_digit(length: float, 
     assert read(encode(Image.fromarray(page), "JPEG", quality=90), classifier)["number"] == "1"
 
 
-def test_a_strip_of_desk_across_the_picture_is_not_a_digit(classifier: Classifier) -> None:
-    """A generated blank scene (seed 2855): the desk beside a shadowed page runs from the top of the frame to
-    the bottom, and was read "1". No digit reaches two opposite sides of the picture."""
-    from tools.evaluate import SCENE_SIZES
-    from training.scenes import blank_scene, encode_jpeg
-
-    image = blank_scene(np.random.default_rng(2855), *SCENE_SIZES[2855 % 3])
-    assert read(encode_jpeg(image, 90), classifier)["number"] is None
-
-
 @pytest.mark.parametrize("tilt", [-7, -2, 3, 8])
 def test_tilted_ruled_page(tilt: float, classifier: Classifier) -> None:
     """A phone held askew over ruled paper with a red margin: the lines are erased however they lean (a
