@@ -213,7 +213,7 @@ def _ruled_rows(mask: np.ndarray) -> tuple[np.ndarray | None, list[bool]]:
         per_column = np.bincount(line_x, minlength=width)
         if np.count_nonzero(per_column) < RULED_SPAN * width:
             continue  # ink along less than RULED_SPAN of the width: a stroke, not a line
-        # Medians: they ignore the places where a digit crosses the line.
+        # A median: it ignores the places where a digit crosses the line.
         thickness = int(np.median(per_column[per_column > 0]))
         points = np.column_stack([line_x, line_y]).astype(np.float32)
         vx, vy, x0, y0 = cv2.fitLine(points, cv2.DIST_L2, 0, 0.01, 0.01).ravel()
@@ -221,7 +221,8 @@ def _ruled_rows(mask: np.ndarray) -> tuple[np.ndarray | None, list[bool]]:
         if np.count_nonzero(np.bincount(line_x[core], minlength=width)) < RULED_SPAN * width:
             continue  # ink scattered about a straight path (speckle, desk grain) is no line
         # Each column's shallowest ink on the line's core: deep where thick ink runs along the line (a "1" on a
-        # grid line, a marker stroke), shallow where a digit only crosses it, however thick.
+        # grid line, a marker stroke) or crosses it, shallow elsewhere; a thick digit on a few columns does not
+        # stop the line from being erased around it.
         shallowest = np.full(width, np.inf, np.float32)
         np.minimum.at(shallowest, line_x[core], depth[line_y[core], line_x[core]])
         deep = np.isfinite(shallowest) & (shallowest > RULED_MAX_DEPTH)
@@ -285,7 +286,7 @@ def find_digits(mask: np.ndarray, strong: np.ndarray, gray: np.ndarray) -> list[
     big = BIG_SHAPE * max(mask.shape)
     standing = {}  # the big shapes kept, as candidates: one that stays alone in its group is not checked again
     for i in ids:
-        if max(stats[i, 2:4]) >= big and _stands_out(shape := _component(labels, stats, i), mask, gray):
+        if max(stats[i, 2:4]) >= big and _stands_out(shape := _shape(labels, stats, [i]), mask, gray):
             standing[i] = shape
     ids = [i for i in ids if max(stats[i, 2:4]) < big or i in standing]
     if not ids:
@@ -307,8 +308,9 @@ def find_digits(mask: np.ndarray, strong: np.ndarray, gray: np.ndarray) -> list[
             candidates.append(candidate)
         elif kept := [i for i in group if i in standing]:
             # A big digit grouped with a piece of shadow beside it: the digit alone, as found to stand out.
-            box = reduce(_union, (tuple(stats[i, :4].tolist()) for i in kept))
-            candidates.append(Candidate(box, _crop(labels, box, kept)))
+            alone = standing[kept[0]] if len(kept) == 1 else _shape(labels, stats, kept)
+            if _digit_like(alone.box, min_height, mask.shape):
+                candidates.append(alone)
     for candidate in candidates:
         _, _, w, h = candidate.box
         candidate.single = w <= SINGLE_ASPECT * h
@@ -463,18 +465,23 @@ def _union(one: tuple[int, int, int, int], other: tuple[int, int, int, int]) -> 
 def _digit_like(box: tuple[int, int, int, int], min_height: float, shape: tuple[int, ...]) -> bool:
     """Tall enough, not too wide even for MAX_PARTS digits in a row, not the whole frame (that is a shadow or
     the paper's edge: no digit among the 659 candidates of photos-dev spans 90% of both sides), and not a thin
-    upright line running out of the picture (a margin from a page edge, too short to be found as a ruled line:
-    the digits read at the frame's edge in photos-dev and 1,200 digit scenes are at most 3 times taller than
-    wide, such lines 7 to 56 times). A "1" cut by the frame is lost with them."""
+    upright line running from inside the picture out of it (a margin from a page edge, too short to be found as
+    a ruled line: the digits read at the frame's edge in photos-dev and 1,200 digit scenes are at most 3 times
+    taller than wide, such lines 7 to 56 times). A "1" touching the frame on one side is lost with them; one
+    from the top of the frame to the bottom (a tight crop) is kept."""
     x, y, w, h = box
-    whole_frame = w >= 0.9 * shape[1] and h >= 0.9 * shape[0]
-    runs_out = h >= RUNS_OUT_ASPECT * w and min(x, y, shape[1] - x - w, shape[0] - y - h) <= 1
+    height, width = shape[:2]
+    whole_frame = w >= 0.9 * width and h >= 0.9 * height
+    gaps = (x, y, width - x - w, height - y - h)  # to the left, top, right and bottom edges
+    tight_crop = (gaps[0] <= 1 and gaps[2] <= 1) or (gaps[1] <= 1 and gaps[3] <= 1)
+    runs_out = h >= RUNS_OUT_ASPECT * w and min(gaps) <= 1 and not tight_crop
     return h >= min_height and w <= MAX_PARTS * h and not whole_frame and not runs_out
 
 
-def _component(labels: np.ndarray, stats: np.ndarray, i: int) -> Candidate:
-    box = tuple(int(v) for v in stats[i, :4])
-    return Candidate(box, _crop(labels, box, [i]))
+def _shape(labels: np.ndarray, stats: np.ndarray, ids: list[int]) -> Candidate:
+    """Connected components `ids` together as one candidate."""
+    box = reduce(_union, (tuple(int(v) for v in stats[i, :4]) for i in ids))
+    return Candidate(box, _crop(labels, box, ids))
 
 
 def _crop(labels: np.ndarray, box: tuple[int, int, int, int], group: list[int]) -> np.ndarray:
