@@ -2,6 +2,8 @@
 
 Pillow reads the header first, so the pixel limit is checked before any pixel is decoded (decompression
 bombs). OpenCV decodes JPEGs, big ones at 1/2, 1/4 or 1/8 scale inside libjpeg; Pillow decodes the other formats.
+A dark picture is also decoded in colour, for its brightest channel: saturated strokes on a dark screen (a blue
+or purple brush) are nearly as dark as the screen in gray.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ READABLE = "JPEG, PNG, WebP, BMP, GIF"
 # Working resolution: big enough for small digits in a phone photo, small enough to stay fast.
 WORK_MIN_SIDE = 640  # a JPEG reduced while decoding keeps at least this long side
 WORK_MAX_PIXELS = 500_000  # anything larger is resized down after decoding
+DARK_PICTURE = 110  # a picture whose median gray is under this may be light strokes on a dark screen
 EXIF_ORIENTATION = 0x0112
 
 
@@ -36,6 +39,7 @@ class Decoded:
     gray: np.ndarray  # uint8 (h, w), oriented, at working resolution
     width: int  # oriented full-resolution size
     height: int
+    brightest: np.ndarray | None = None  # a dark colour picture's brightest channel, like `gray`; else None
 
 
 def bad_image(detail: str) -> ImageError:
@@ -49,11 +53,14 @@ def decode(data: bytes, max_pixels: int = 40_000_000) -> Decoded:
     image = _open(data, max_pixels)
     orientation = _orientation(image)
     width, height = image.size
-    gray = _jpeg_pixels(data, image) if image.format in ("JPEG", "MPO") else _pixels(image)
-    gray = _shrink(gray)
+    jpeg = image.format in ("JPEG", "MPO")
+    gray = _shrink(_jpeg_pixels(data, image) if jpeg else _pixels(image))
+    brightest = None
+    if np.median(gray[::4, ::4]) < DARK_PICTURE and image.mode in ("RGB", "YCbCr", "CMYK"):  # seldom
+        brightest = _orient(_shrink(_jpeg_pixels(data, image, colour=True) if jpeg else _brightest(image)), orientation)
     if orientation in (5, 6, 7, 8):
         width, height = height, width
-    return Decoded(_orient(gray, orientation), width, height)
+    return Decoded(_orient(gray, orientation), width, height, brightest)
 
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
@@ -89,17 +96,21 @@ def _orientation(image: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def _jpeg_pixels(data: bytes, image: Image.Image) -> np.ndarray:
-    """A JPEG's pixels in gray, reduced inside libjpeg by the largest of 8, 4, 2 that leaves the long side at
-    least WORK_MIN_SIDE: a phone photo is never decoded at full size. The same pixels as Pillow's `draft`
-    gives, about 0.07 ms sooner per webcam frame. The orientation is left to `_orient`."""
+def _jpeg_pixels(data: bytes, image: Image.Image, colour: bool = False) -> np.ndarray:
+    """A JPEG's pixels in gray (or, with `colour`, its brightest channel), reduced inside libjpeg by the largest
+    of 8, 4, 2 that leaves the long side at least WORK_MIN_SIDE: a phone photo is never decoded at full size.
+    The same pixels as Pillow's `draft` gives, about 0.07 ms sooner per webcam frame. The orientation is left
+    to `_orient`."""
     factor = next(f for f in (8, 4, 2, 1) if max(image.size) // f >= WORK_MIN_SIDE or f == 1)
-    flags = {1: cv2.IMREAD_GRAYSCALE, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
-             8: cv2.IMREAD_REDUCED_GRAYSCALE_8}[factor]
-    gray = cv2.imdecode(np.frombuffer(data, np.uint8), flags | cv2.IMREAD_IGNORE_ORIENTATION)
-    if gray is None:
+    gray_flags = {1: cv2.IMREAD_GRAYSCALE, 2: cv2.IMREAD_REDUCED_GRAYSCALE_2, 4: cv2.IMREAD_REDUCED_GRAYSCALE_4,
+                  8: cv2.IMREAD_REDUCED_GRAYSCALE_8}
+    colour_flags = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
+                    8: cv2.IMREAD_REDUCED_COLOR_8}
+    flags = (colour_flags if colour else gray_flags)[factor]
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags | cv2.IMREAD_IGNORE_ORIENTATION)
+    if pixels is None:
         raise bad_image("the data is corrupt or truncated")
-    return gray
+    return pixels.max(axis=2) if colour else pixels
 
 
 def _pixels(image: Image.Image) -> np.ndarray:
@@ -109,6 +120,12 @@ def _pixels(image: Image.Image) -> np.ndarray:
         return _to_gray(image)
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise bad_image(f"the data is corrupt or truncated ({exc})") from None
+
+
+def _brightest(image: Image.Image) -> np.ndarray:
+    """The brightest of an opaque colour image's channels (first frame), at full size like `_pixels`."""
+    image.seek(0)
+    return np.asarray(image.convert("RGB")).max(axis=2)
 
 
 def _to_gray(image: Image.Image) -> np.ndarray:

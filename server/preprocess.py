@@ -12,6 +12,8 @@ from itertools import combinations, pairwise
 import cv2
 import numpy as np
 
+from server.decode import DARK_PICTURE
+
 # Pictures are small and the server prepares several at once in its own threads: OpenCV's thread pool
 # only adds hand-off cost here (measured: 1.24 -> 1.02 ms for a 320x240 frame).
 cv2.setNumThreads(1)
@@ -67,22 +69,30 @@ class Candidate:
     single: bool = True  # narrow enough to be one digit
 
 
-def dark_ink(gray: np.ndarray) -> np.ndarray:
-    """Invert a picture of light strokes on a dark screen or board so that ink is dark.
+def dark_ink(gray: np.ndarray, brightest: np.ndarray | None = None) -> np.ndarray:
+    """Invert a picture of light strokes on a dark screen or board so that ink is dark. `brightest`, a dark
+    colour picture's brightest channel, is tried first: saturated strokes are light in it, not in gray.
 
     Mostly dark is not enough: a sheet of paper on a dark desk is mostly dark too, and so is a page mostly in
     shadow. Strokes are thin and few, so the light part is inverted only when no point of it lies far inside
     and it covers little of the picture (measured: strokes at most 0.11 of the picture's short side from their
     edge and 27% of it, sheets of paper 0.16 and more, the lit band of a shadowed page 36% and more).
     """
-    small = np.ascontiguousarray(gray[::4, ::4])
-    if _quantile(small.ravel(), 50) >= 110:
-        return gray
+    for picture in (brightest, gray):
+        if picture is not None and _light_strokes(picture):
+            return 255 - picture
+    return gray
+
+
+def _light_strokes(picture: np.ndarray) -> bool:
+    """Whether a picture is mostly dark, with thin light strokes covering little of it (see `dark_ink`)."""
+    small = np.ascontiguousarray(picture[::4, ::4])
+    if _quantile(small.ravel(), 50) >= DARK_PICTURE:
+        return False
     _, light = cv2.threshold(small, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     if np.count_nonzero(light) >= MAX_STROKE_SHARE * light.size:
-        return gray
-    depth = cv2.distanceTransform(light, cv2.DIST_L2, 3).max()
-    return 255 - gray if depth < MAX_STROKE_DEPTH * min(small.shape) else gray
+        return False
+    return cv2.distanceTransform(light, cv2.DIST_L2, 3).max() < MAX_STROKE_DEPTH * min(small.shape)
 
 
 def ink_strength(gray: np.ndarray) -> np.ndarray:
@@ -550,10 +560,13 @@ def _centre_mass(image: np.ndarray) -> np.ndarray:
     return cv2.warpAffine(image, shift, (28, 28), flags=cv2.INTER_LINEAR, borderValue=0)
 
 
-def preprocess(gray: np.ndarray) -> tuple[list[Candidate], np.ndarray, str | None]:
-    """Grayscale working image -> (candidates, crops (n,28,28,1) float32, reason when there are none). The crops
-    are each candidate's, followed by its parts' when it is cut (`shapes`)."""
-    gray = dark_ink(gray)
+def preprocess(
+    gray: np.ndarray, brightest: np.ndarray | None = None
+) -> tuple[list[Candidate], np.ndarray, str | None]:
+    """Grayscale working image (and a dark picture's brightest channel, see `dark_ink`) -> (candidates, crops
+    (n,28,28,1) float32, reason when there are none). The crops are each candidate's, followed by its parts'
+    when it is cut (`shapes`)."""
+    gray = dark_ink(gray, brightest)
     strength = ink_strength(gray)
     levels = thresholds(strength)
     if levels is None:

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import SAMPLES, sample_label
-from PIL import Image, ImageOps
+from PIL import Image, ImageDraw, ImageOps
 
 from server.config import load_config
 from server.decode import WORK_MAX_PIXELS, decode
@@ -136,6 +136,32 @@ def test_transparency_is_composited_on_white(classifier: Classifier) -> None:
 def test_light_strokes_on_a_dark_screen(classifier: Classifier) -> None:
     inverted = 255 - np.asarray(Image.open(DIGIT).convert("L"))
     assert read(encode(Image.fromarray(inverted), "PNG"), classifier)["number"] == "4"
+
+
+def coloured_screen(colour: tuple[int, int, int]) -> Image.Image:
+    """A "7" drawn with a saturated brush on a dark drawing app."""
+    screen = Image.new("RGB", (320, 240), (22, 20, 26))
+    ImageDraw.Draw(screen).line([(110, 60), (205, 60), (150, 190)], fill=colour, width=14, joint="curve")
+    return screen
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+@pytest.mark.parametrize("colour", [(40, 20, 230), (140, 0, 170), (200, 0, 90)], ids=["blue", "purple", "magenta"])
+def test_coloured_strokes_on_a_dark_screen(fmt: str, colour: tuple[int, int, int], classifier: Classifier) -> None:
+    """Saturated strokes are nearly as dark as the screen in gray (blue is about 40 of 255), so the engine looks
+    at the brightest channel of a dark picture too."""
+    screen = coloured_screen(colour)
+    assert screen.convert("L").getpixel((150, 60)) < 80  # dark in gray: the point of the test
+    assert read(encode(screen, fmt, **({"quality": 90} if fmt == "JPEG" else {})), classifier)["number"] == "7"
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_coloured_strokes_on_a_dark_screen_keep_the_exif_orientation(orientation: int, classifier: Classifier) -> None:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored = coloured_screen((40, 20, 230)).transpose(STORED[orientation])
+    result = read(encode(stored, "JPEG", exif=exif, quality=90), classifier)
+    assert (result["number"], result["width"], result["height"]) == ("7", 320, 240)
 
 
 @pytest.mark.parametrize(
