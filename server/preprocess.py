@@ -80,8 +80,17 @@ def dark_ink(gray: np.ndarray, brightest: np.ndarray | None = None) -> np.ndarra
     """
     for picture in (brightest, gray):
         if picture is not None and _light_strokes(picture):
-            return 255 - picture
+            return 255 - _stretch(picture)
     return gray
+
+
+def _stretch(picture: np.ndarray) -> np.ndarray:
+    """Spread a dark screen's levels from its median (the screen) to its brightest strokes over 0-255: dim strokes
+    on a screen are far brighter than the screen, but would be faint ink on the paper that inverting makes of it."""
+    low, high = round(_quantile(picture[::4, ::4].ravel(), 50)), int(cv2.blur(picture, (3, 3)).max())
+    if high - low < 8:
+        return picture
+    return cv2.multiply(cv2.subtract(picture, low), 255 / (high - low))  # both saturate at 0 and 255
 
 
 def _light_strokes(picture: np.ndarray) -> bool:

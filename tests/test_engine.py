@@ -146,10 +146,15 @@ def coloured_screen(colour: tuple[int, int, int]) -> Image.Image:
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
-@pytest.mark.parametrize("colour", [(40, 20, 230), (140, 0, 170), (200, 0, 90)], ids=["blue", "purple", "magenta"])
+@pytest.mark.parametrize(
+    "colour",
+    [(40, 20, 230), (140, 0, 170), (200, 0, 90), (70, 70, 70), (30, 80, 30)],
+    ids=["blue", "purple", "magenta", "dim-grey", "dim-green"],
+)
 def test_coloured_strokes_on_a_dark_screen(fmt: str, colour: tuple[int, int, int], classifier: Classifier) -> None:
     """Saturated strokes are nearly as dark as the screen in gray (blue is about 40 of 255), so the engine looks
-    at the brightest channel of a dark picture too."""
+    at the brightest channel of a dark picture too; and dim strokes, though two or three times as bright as the
+    screen, would be faint ink once the picture is inverted, so the screen's levels are spread first."""
     screen = coloured_screen(colour)
     assert screen.convert("L").getpixel((150, 60)) < 80  # dark in gray: the point of the test
     assert read(encode(screen, fmt, **({"quality": 90} if fmt == "JPEG" else {})), classifier)["number"] == "7"
