@@ -36,6 +36,7 @@ RUNS_OUT_ASPECT = 6  # an upright shape this many times taller than wide that re
 MIN_DIGIT_HEIGHT = 10  # pixels of the working image: smaller shapes are specks, not digits anyone could read
 MAX_STROKE_DEPTH = 0.13  # light strokes on a dark screen: no point deeper inside them (fraction of the short side)
 MAX_STROKE_SHARE = 0.3  # ... and they cover less than this share of it; the lit part of a shadowed page, more
+MIN_SCREEN_RANGE = 8  # a screen's levels are spread only when its strokes are this much brighter than it
 MIN_CONTRAST = 0.10  # ink must be at least this much darker than the paper around it (fraction)
 MIN_PEAK_CONTRAST = 0.22  # ... and somewhere at least this dark, or it is grain, show-through or shadow
 # The paper is estimated on a copy about this big (long side), by a closing this wide, then a box blur this
@@ -70,8 +71,9 @@ class Candidate:
 
 
 def dark_ink(gray: np.ndarray, brightest: np.ndarray | None = None) -> np.ndarray:
-    """Invert a picture of light strokes on a dark screen or board so that ink is dark. `brightest`, a dark
-    colour picture's brightest channel, is tried first: saturated strokes are light in it, not in gray.
+    """Invert a picture of light strokes on a dark screen or board so that ink is dark, its levels spread first
+    (`_stretch`). `brightest`, a dark colour picture's brightest channel, is tried first: saturated strokes are
+    light in it, not in gray.
 
     Mostly dark is not enough: a sheet of paper on a dark desk is mostly dark too, and so is a page mostly in
     shadow. Strokes are thin and few, so the light part is inverted only when no point of it lies far inside
@@ -85,10 +87,11 @@ def dark_ink(gray: np.ndarray, brightest: np.ndarray | None = None) -> np.ndarra
 
 
 def _stretch(picture: np.ndarray) -> np.ndarray:
-    """Spread a dark screen's levels from its median (the screen) to its brightest strokes over 0-255: dim strokes
-    on a screen are far brighter than the screen, but would be faint ink on the paper that inverting makes of it."""
+    """Spread a dark screen's levels from its median (the screen) to its brightest strokes (the 3x3-blurred
+    maximum) over 0-255: dim strokes on a screen are far brighter than the screen, but would be faint ink on the
+    paper that inverting makes of it. At most 255 / MIN_SCREEN_RANGE times, or noise would pass as strokes."""
     low, high = round(_quantile(picture[::4, ::4].ravel(), 50)), int(cv2.blur(picture, (3, 3)).max())
-    if high - low < 8:
+    if high - low < MIN_SCREEN_RANGE:
         return picture
     return cv2.multiply(cv2.subtract(picture, low), 255 / (high - low))  # both saturate at 0 and 255
 
