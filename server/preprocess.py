@@ -6,7 +6,6 @@ Pure NumPy/OpenCV, no state: safe to call from many threads at once (OpenCV rele
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import reduce
 from itertools import combinations, pairwise
 
 import cv2
@@ -308,7 +307,7 @@ def find_digits(mask: np.ndarray, strong: np.ndarray, gray: np.ndarray) -> list[
     big = BIG_SHAPE * max(mask.shape)
     standing = {}  # the big shapes kept, as candidates: one that stays alone in its group is not checked again
     for i in ids:
-        if max(stats[i, 2:4]) >= big and _stands_out(shape := _shape(labels, stats, [i]), mask, gray):
+        if max(stats[i, 2:4]) >= big and _stands_out(shape := _component(labels, stats, i), mask, gray):
             standing[i] = shape
     ids = [i for i in ids if max(stats[i, 2:4]) < big or i in standing]
     if not ids:
@@ -329,10 +328,12 @@ def find_digits(mask: np.ndarray, strong: np.ndarray, gray: np.ndarray) -> list[
         elif _stands_out(candidate := Candidate(box, _crop(labels, box, group)), mask, gray):
             candidates.append(candidate)
         elif kept := [i for i in group if i in standing]:
-            # A big digit grouped with a piece of shadow beside it: the digit alone, as found to stand out.
-            alone = standing[kept[0]] if len(kept) == 1 else _shape(labels, stats, kept)
-            if _digit_like(alone.box, min_height, mask.shape):
-                candidates.append(alone)
+            # Big digits grouped with pieces of shadow beside them: the digits alone, as found to stand out, grouped
+            # among themselves again (two of them joined only through the shadow are two candidates, and every
+            # column of a candidate holds ink, as `_part` needs).
+            for ids, box in zip(*_group(kept, stats), strict=True):
+                if _digit_like(box, min_height, mask.shape):
+                    candidates.append(standing[ids[0]] if len(ids) == 1 else Candidate(box, _crop(labels, box, ids)))
     for candidate in candidates:
         _, _, w, h = candidate.box
         candidate.single = w <= SINGLE_ASPECT * h
@@ -500,10 +501,9 @@ def _digit_like(box: tuple[int, int, int, int], min_height: float, shape: tuple[
     return h >= min_height and w <= MAX_PARTS * h and not whole_frame and not runs_out
 
 
-def _shape(labels: np.ndarray, stats: np.ndarray, ids: list[int]) -> Candidate:
-    """Connected components `ids` together as one candidate."""
-    box = reduce(_union, (tuple(int(v) for v in stats[i, :4]) for i in ids))
-    return Candidate(box, _crop(labels, box, ids))
+def _component(labels: np.ndarray, stats: np.ndarray, i: int) -> Candidate:
+    box = tuple(int(v) for v in stats[i, :4])
+    return Candidate(box, _crop(labels, box, [i]))
 
 
 def _crop(labels: np.ndarray, box: tuple[int, int, int, int], group: list[int]) -> np.ndarray:
