@@ -45,6 +45,7 @@ PAPER_KERNEL = 17
 PAPER_BLUR = 9
 BEYOND_PAPER = 0.7  # a paper estimate under this share of the brightest paper is a table or a deep shadow
 MIN_STANDOUT = 0.20  # ink must be this much darker than the darkest paper right around it (fraction)
+LOCAL_PAPER = 0.25  # ... or than the darkest paper in a window this wide around each ink pixel (of the shape's size)
 STANDOUT_PERCENTILE = 20  # a shadow's dark side fills about half the ring; glare in marker ink a few pixels
 THICK_STROKE = 2.0  # strokes over this many times MNIST's width are thinned (a fat marker fills a 3's loops)
 MNIST_BOX = 20  # MNIST digits fit a 20x20 box inside the 28x28 image
@@ -387,7 +388,9 @@ def _part(candidate: Candidate, left: int, right: int) -> Candidate:
 def _stands_out(candidate: Candidate, mask: np.ndarray, gray: np.ndarray) -> bool:
     """Ink is darker than all the paper around it; the dark side of a shadow or a page edge is not.
 
-    Compares the ink with the darkest of the non-ink pixels in a ring just outside the shape.
+    Compares the ink with the darkest of the non-ink pixels in a ring just outside the shape. A digit that a
+    shadow's edge crosses fails that (the ring is dark on one side only), so it gets a second look, pixel by
+    pixel against the darkest ring pixels near each (`_stands_out_locally`).
     """
     x, y, w, h = candidate.box
     r_in, r_out = 2, max(4, round(0.06 * max(w, h)))
@@ -397,12 +400,27 @@ def _stands_out(candidate: Candidate, mask: np.ndarray, gray: np.ndarray) -> boo
     shape[y - y0 : y - y0 + h, x - x0 : x - x0 + w] = candidate.mask
     near = cv2.dilate(shape, np.ones((2 * r_in + 1, 2 * r_in + 1), np.uint8))
     far = cv2.dilate(shape, np.ones((2 * r_out + 1, 2 * r_out + 1), np.uint8))
-    ring = gray[y0:y1, x0:x1][(far > near) & (mask[y0:y1, x0:x1] == 0)]
+    region = gray[y0:y1, x0:x1]
+    in_ring = (far > near) & (mask[y0:y1, x0:x1] == 0)
+    ring = region[in_ring]
     if ring.size < 10:
         return True
-    ink = _quantile(gray[y0:y1, x0:x1][shape > 0], 50)
+    ink = _quantile(region[shape > 0], 50)
     paper = _quantile(ring, STANDOUT_PERCENTILE) + 1.0
-    return 1.0 - (ink + 1.0) / paper >= MIN_STANDOUT
+    return 1.0 - (ink + 1.0) / paper >= MIN_STANDOUT or _stands_out_locally(shape > 0, region, in_ring, max(w, h))
+
+
+def _stands_out_locally(ink: np.ndarray, region: np.ndarray, in_ring: np.ndarray, size: int) -> bool:
+    """Each ink pixel against the darkest ring pixel in a window LOCAL_PAPER of the shape's size wide: half the ink must
+    stand out by MIN_STANDOUT, and nine tenths of it be darker than the paper beside it by half MIN_CONTRAST (a
+    shadow's rim joined to a digit is not), with paper near at least half of it (not only a thick blob's edge)."""
+    side = _odd(LOCAL_PAPER * size)
+    paper = cv2.erode(np.where(in_ring, region, 255).astype(np.uint8), np.ones((side, side), np.uint8))
+    beside = ink & (paper < 255)
+    if np.count_nonzero(beside) < 0.5 * np.count_nonzero(ink):
+        return False
+    contrast = 1.0 - (region[beside] + 1.0) / (paper[beside] + 1.0)
+    return _quantile(contrast, 50) >= MIN_STANDOUT and _quantile(contrast, 10) >= 0.5 * MIN_CONTRAST
 
 
 def _quantile(values: np.ndarray, percent: int) -> float:

@@ -340,6 +340,9 @@ ONCE_MISREAD = {
     # A page mostly in shadow is mostly dark like a screen, and its lit patch no deeper than a thick stroke; it
     # covers far more of the picture than strokes do. A "55" in dim light was inverted and read as no digit.
     "dim-page-taken-for-a-screen": [(423, "55")],
+    # The edge of a shadow or of a patch of glare across a digit: the ring around it is dark on one side only, and
+    # the digit was no darker than the ring's darkest fifth ("20" read "2"; a "3", a "4" and a "1" read as none).
+    "shadow-edge-across-a-digit": [(309, "20"), (457, "3"), (503, "4"), (603, "1")],
 }
 
 
