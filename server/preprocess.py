@@ -45,7 +45,8 @@ PAPER_KERNEL = 17
 PAPER_BLUR = 9
 BEYOND_PAPER = 0.7  # a paper estimate under this share of the brightest paper is a table or a deep shadow
 MIN_STANDOUT = 0.20  # ink must be this much darker than the darkest paper right around it (fraction)
-LOCAL_PAPER = 0.25  # ... or than the darkest paper in a window this wide around each ink pixel (of the shape's size)
+LOCAL_PAPER = 0.25  # ... or than the darkest ring pixel in a window about this wide (of the shape's size) around each
+MIN_LOCAL_CONTRAST = 0.05  # ... ink pixel, and nine tenths of it this much: a shadow's rim joined to a digit is not
 STANDOUT_PERCENTILE = 20  # a shadow's dark side fills about half the ring; glare in marker ink a few pixels
 THICK_STROKE = 2.0  # strokes over this many times MNIST's width are thinned (a fat marker fills a 3's loops)
 MNIST_BOX = 20  # MNIST digits fit a 20x20 box inside the 28x28 image
@@ -405,22 +406,33 @@ def _stands_out(candidate: Candidate, mask: np.ndarray, gray: np.ndarray) -> boo
     ring = region[in_ring]
     if ring.size < 10:
         return True
-    ink = _quantile(region[shape > 0], 50)
-    paper = _quantile(ring, STANDOUT_PERCENTILE) + 1.0
-    return 1.0 - (ink + 1.0) / paper >= MIN_STANDOUT or _stands_out_locally(shape > 0, region, in_ring, max(w, h))
-
-
-def _stands_out_locally(ink: np.ndarray, region: np.ndarray, in_ring: np.ndarray, size: int) -> bool:
-    """Each ink pixel against the darkest ring pixel in a window LOCAL_PAPER of the shape's size wide: half the ink must
-    stand out by MIN_STANDOUT, and nine tenths of it be darker than the paper beside it by half MIN_CONTRAST (a
-    shadow's rim joined to a digit is not), with paper near at least half of it (not only a thick blob's edge)."""
-    side = _odd(LOCAL_PAPER * size)
-    paper = cv2.erode(np.where(in_ring, region, 255).astype(np.uint8), np.ones((side, side), np.uint8))
-    beside = ink & (paper < 255)
-    if np.count_nonzero(beside) < 0.5 * np.count_nonzero(ink):
+    ink = region[shape > 0]
+    paper = _quantile(ring, STANDOUT_PERCENTILE)
+    if _darker(_quantile(ink, 50), paper) >= MIN_STANDOUT:
+        return True
+    # No pixel's nearby paper is brighter than the ring's brightest: if a quarter of the ink is not darker than that
+    # by MIN_STANDOUT, the second look cannot pass (most shadows stop here, before the costly part).
+    if _darker(_quantile(ink, 25), ring.max()) < MIN_STANDOUT:
         return False
-    contrast = 1.0 - (region[beside] + 1.0) / (paper[beside] + 1.0)
-    return _quantile(contrast, 50) >= MIN_STANDOUT and _quantile(contrast, 10) >= 0.5 * MIN_CONTRAST
+    return _stands_out_locally(shape > 0, region, in_ring, _odd(LOCAL_PAPER * max(w, h)))
+
+
+def _stands_out_locally(is_ink: np.ndarray, region: np.ndarray, in_ring: np.ndarray, side: int) -> bool:
+    """Each ink pixel against the darkest ring pixel in the side x side window around it. Of the ink with a ring
+    pixel in its window (at least half of it, or the shape fails), half must be darker than that by MIN_STANDOUT
+    and nine tenths by MIN_LOCAL_CONTRAST."""
+    window = np.ones((side, side), np.uint8)
+    reach = cv2.dilate(in_ring.view(np.uint8), window)[is_ink] > 0  # not erode's 255: ring paper can be 255 (glare)
+    if 2 * np.count_nonzero(reach) < reach.size:
+        return False
+    nearby_paper = cv2.erode(np.where(in_ring, region, 255), window)[is_ink][reach]
+    contrast = _darker(region[is_ink][reach], nearby_paper)
+    return _quantile(contrast, 50) >= MIN_STANDOUT and _quantile(contrast, 10) >= MIN_LOCAL_CONTRAST
+
+
+def _darker(ink: np.ndarray | float, paper: np.ndarray | float) -> np.ndarray | float:
+    """How much darker ink is than paper, as a fraction of the paper (1 is black; +1 keeps a black paper finite)."""
+    return 1.0 - (ink + 1.0) / (paper + 1.0)
 
 
 def _quantile(values: np.ndarray, percent: int) -> float:

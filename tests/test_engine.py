@@ -374,6 +374,20 @@ def test_big_digits_joined_only_through_shadow_pieces_stay_apart() -> None:
 
 
 
+@pytest.mark.parametrize("paper", [255, 240], ids=["white-paper", "grey-paper"])
+def test_a_stroke_crossing_a_shadows_edge_stands_out(paper: int) -> None:
+    """A "1" whose lower part lies in a shadow: its ink as a whole is no darker than the ring's shadowed fifth,
+    but each part is darker than the paper beside it. Pure white paper (glare, a scan) once failed this."""
+    from server.preprocess import find_digits
+
+    gray = np.full((400, 200), paper, np.uint8)
+    gray[260:] = 110  # the shadow
+    gray[40:260, 95:107], gray[260:360, 95:107] = 100, 60  # the stroke, in the light and in the shadow
+    mask = np.zeros_like(gray)
+    mask[40:360, 95:107] = 1
+    assert [c.box for c in find_digits(mask, mask > 0, gray)] == [(95, 40, 12, 320)]
+
+
 @pytest.mark.parametrize("size", [(1, 1), (1, 300), (40000, 1), (2, 129), (5, 5)], ids=lambda s: f"{s[0]}x{s[1]}")
 def test_degenerate_sizes_give_no_digit(size: tuple[int, int], classifier: Classifier) -> None:
     """Strips and single pixels (found by the fuzzer: a 1x1 BMP once crashed the paper estimate)."""
