@@ -295,10 +295,11 @@ def _distinct(lines: np.ndarray) -> np.ndarray:
     return lines[keep]
 
 
-def find_digits(mask: np.ndarray, strong: np.ndarray, gray: np.ndarray) -> list[Candidate]:
+def find_digits(mask: np.ndarray, strong: np.ndarray, gray: np.ndarray, peel: bool = True) -> list[Candidate]:
     """Connected components -> filtered, grouped digit candidates, left to right.
 
-    `mask`: faint-or-better ink (0/1); `strong`: clearly dark ink (bool); `gray`: dark ink on light paper.
+    `mask`: faint-or-better ink (0/1); `strong`: clearly dark ink (bool); `gray`: dark ink on light paper;
+    `peel`: whether to look again with the big shapes that do not stand out peeled (the second look does not).
     """
     # Grana's algorithm: several times faster than OpenCV's default when stats are wanted.
     count, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(mask, 8, cv2.CV_32S, cv2.CCL_GRANA)
@@ -311,6 +312,19 @@ def find_digits(mask: np.ndarray, strong: np.ndarray, gray: np.ndarray) -> list[
     for i in ids:
         if max(stats[i, 2:4]) >= big and _stands_out(shape := _component(labels, stats, i), mask, gray):
             standing[i] = shape
+    failing = [i for i in ids if max(stats[i, 2:4]) >= big and i not in standing]
+    if failing and peel:
+        # A digit joined to a shadow's rim or a page edge goes with them: take away the parts of these shapes that
+        # are no darker than the paper beside them, and look again if anything is left.
+        peeled, left = mask.copy(), False
+        for i in failing:
+            shape = _component(labels, stats, i)
+            x, y, w, h = shape.box
+            kept = _standing_pixels(shape, mask, gray)
+            peeled[y : y + h, x : x + w][(shape.mask > 0) & ~kept] = 0
+            left = left or kept.any()
+        if left:
+            return find_digits(peeled, strong & (peeled > 0), gray, peel=False)
     ids = [i for i in ids if max(stats[i, 2:4]) < big or i in standing]
     if not ids:
         return []
@@ -391,43 +405,75 @@ def _stands_out(candidate: Candidate, mask: np.ndarray, gray: np.ndarray) -> boo
 
     Compares the ink with the darkest of the non-ink pixels in a ring just outside the shape. A digit that a
     shadow's edge crosses fails that (the ring is dark on one side only), so it gets a second look, pixel by
-    pixel against the darkest ring pixels near each (`_stands_out_locally`).
+    pixel against the darkest ring pixels near each (`_local_contrast`): of the ink with ring paper near it (at
+    least half of it, or the shape fails), half must stand out by MIN_STANDOUT and nine tenths by MIN_LOCAL_CONTRAST.
     """
-    x, y, w, h = candidate.box
-    r_in, r_out = 2, max(4, round(0.06 * max(w, h)))
-    height, width = mask.shape
-    x0, y0, x1, y1 = max(0, x - r_out), max(0, y - r_out), min(width, x + w + r_out), min(height, y + h + r_out)
-    shape = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    shape[y - y0 : y - y0 + h, x - x0 : x - x0 + w] = candidate.mask
-    near = cv2.dilate(shape, np.ones((2 * r_in + 1, 2 * r_in + 1), np.uint8))
-    far = cv2.dilate(shape, np.ones((2 * r_out + 1, 2 * r_out + 1), np.uint8))
-    region = gray[y0:y1, x0:x1]
-    in_ring = (far > near) & (mask[y0:y1, x0:x1] == 0)
+    region, is_ink, in_ring = _surroundings(candidate, mask, gray)
     ring = region[in_ring]
     if ring.size < 10:
         return True
-    ink = region[shape > 0]
-    paper = _quantile(ring, STANDOUT_PERCENTILE)
-    if _darker(_quantile(ink, 50), paper) >= MIN_STANDOUT:
+    ink = region[is_ink]
+    if _darker(_quantile(ink, 50), _quantile(ring, STANDOUT_PERCENTILE)) >= MIN_STANDOUT:
         return True
     # No pixel's nearby paper is brighter than the ring's brightest: if a quarter of the ink is not darker than that
     # by MIN_STANDOUT, the second look cannot pass (most shadows stop here, before the costly part).
     if _darker(_quantile(ink, 25), ring.max()) < MIN_STANDOUT:
         return False
-    return _stands_out_locally(shape > 0, region, in_ring, _odd(LOCAL_PAPER * max(w, h)))
-
-
-def _stands_out_locally(is_ink: np.ndarray, region: np.ndarray, in_ring: np.ndarray, side: int) -> bool:
-    """Each ink pixel against the darkest ring pixel in the side x side window around it. Of the ink with a ring
-    pixel in its window (at least half of it, or the shape fails), half must be darker than that by MIN_STANDOUT
-    and nine tenths by MIN_LOCAL_CONTRAST."""
-    window = np.ones((side, side), np.uint8)
-    reach = cv2.dilate(in_ring.view(np.uint8), window)[is_ink] > 0  # not erode's 255: ring paper can be 255 (glare)
-    if 2 * np.count_nonzero(reach) < reach.size:
+    contrast = _local_contrast(region, in_ring, is_ink, max(candidate.box[2:]))
+    contrast = contrast[~np.isnan(contrast)]
+    if 2 * contrast.size < ink.size:
         return False
-    nearby_paper = cv2.erode(np.where(in_ring, region, 255), window)[is_ink][reach]
-    contrast = _darker(region[is_ink][reach], nearby_paper)
     return _quantile(contrast, 50) >= MIN_STANDOUT and _quantile(contrast, 10) >= MIN_LOCAL_CONTRAST
+
+
+def _standing_pixels(candidate: Candidate, mask: np.ndarray, gray: np.ndarray) -> np.ndarray:
+    """The candidate's ink (bool, box-sized) that stands out by MIN_STANDOUT from the paper near it, without pieces
+    of upright lines: what is left of a digit joined to a shadow's rim or a page edge, once they are taken away."""
+    region, is_ink, in_ring = _surroundings(candidate, mask, gray)
+    x, y, w, h = candidate.box
+    if not in_ring.any() or _darker(region[is_ink].min(), region[in_ring].max()) < MIN_STANDOUT:
+        return np.zeros((h, w), bool)  # no ink pixel darker than the brightest paper: nothing to look at closely
+    kept = np.zeros_like(is_ink)
+    with np.errstate(invalid="ignore"):  # NaN, no paper near: not kept
+        kept[is_ink] = _local_contrast(region, in_ring, is_ink, max(w, h)) >= MIN_STANDOUT
+    top, left = _ring_width(candidate, mask.shape)[:2]
+    kept = kept[top : top + h, left : left + w]
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(kept.view(np.uint8), 8, cv2.CV_32S)
+    # A margin or grid line cut out of a shadow is a piece of line, not a "1" (see RUNS_OUT_ASPECT).
+    lines = [i for i in range(1, count) if stats[i, 3] >= RUNS_OUT_ASPECT * stats[i, 2]]
+    return kept & ~np.isin(labels, lines) if lines else kept
+
+
+def _surroundings(candidate: Candidate, mask: np.ndarray, gray: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The gray pixels of the candidate's box widened by the ring, and in it (bool) the candidate's ink and the ring:
+    non-ink pixels 3 to r_out pixels from the ink."""
+    x, y, w, h = candidate.box
+    top, left, bottom, right, r_out = _ring_width(candidate, mask.shape)
+    shape = np.zeros((top + h + bottom, left + w + right), np.uint8)
+    shape[top : top + h, left : left + w] = candidate.mask
+    near = cv2.dilate(shape, np.ones((5, 5), np.uint8))  # a stroke's blurred edge is neither ink nor paper
+    far = cv2.dilate(shape, np.ones((2 * r_out + 1, 2 * r_out + 1), np.uint8))
+    window = (slice(y - top, y + h + bottom), slice(x - left, x + w + right))
+    return gray[window], shape > 0, (far > near) & (mask[window] == 0)
+
+
+def _ring_width(candidate: Candidate, shape: tuple[int, ...]) -> tuple[int, int, int, int, int]:
+    """How far the region of `_surroundings` reaches beyond the box on each side (top, left, bottom, right; less
+    at the picture's border), and the ring's outer radius."""
+    x, y, w, h = candidate.box
+    r_out = max(4, round(0.06 * max(w, h)))
+    height, width = shape[:2]
+    return min(r_out, y), min(r_out, x), min(r_out, height - y - h), min(r_out, width - x - w), r_out
+
+
+def _local_contrast(region: np.ndarray, in_ring: np.ndarray, is_ink: np.ndarray, size: int) -> np.ndarray:
+    """How much darker each ink pixel is than the darkest ring pixel in a window LOCAL_PAPER of `size` wide around
+    it; NaN where no ring pixel is in its window (reach is taken from the ring: ring paper can be 255, glare)."""
+    side = _odd(LOCAL_PAPER * size)
+    window = np.ones((side, side), np.uint8)
+    reach = cv2.dilate(in_ring.view(np.uint8), window)[is_ink] > 0
+    paper = cv2.erode(np.where(in_ring, region, 255).astype(np.uint8), window)[is_ink]
+    return np.where(reach, _darker(region[is_ink], paper), np.nan)
 
 
 def _darker(ink: np.ndarray | float, paper: np.ndarray | float) -> np.ndarray | float:

@@ -343,6 +343,9 @@ ONCE_MISREAD = {
     # The edge of a shadow or of a patch of glare across a digit: the ring around it is dark on one side only, and
     # the digit was no darker than the ring's darkest fifth ("20" read "2"; a "3", a "4" and a "1" read as none).
     "shadow-edge-across-a-digit": [(309, "20"), (457, "3"), (503, "4"), (603, "1")],
+    # A digit touching the rim of a shadow: the two were one shape, which did not stand out from the paper, and the
+    # digit was dropped with it ("922" read "92", a "725" read as none). Now the rim is peeled away first.
+    "digit-joined-to-a-shadow-rim": [(10, "922"), (666, "725")],
 }
 
 
