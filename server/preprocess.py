@@ -428,9 +428,10 @@ def _stands_out(candidate: Candidate, mask: np.ndarray, gray: np.ndarray) -> boo
 
 def _standing_pixels(candidate: Candidate, mask: np.ndarray, gray: np.ndarray) -> np.ndarray:
     """The candidate's ink (bool, box-sized) that stands out by MIN_STANDOUT from the paper near it, without pieces
-    of upright lines: what is left of a digit joined to a shadow's rim or a page edge, once they are taken away."""
+    of upright lines: what is left of a digit joined to a shadow's rim or a page edge, once they are taken away.
+    (A "1" 6 or more times taller than wide joined to such a rim goes too: it cannot be told from a margin.)"""
     region, is_ink, in_ring = _surroundings(candidate, mask, gray)
-    x, y, w, h = candidate.box
+    _, _, w, h = candidate.box
     if not in_ring.any() or _darker(region[is_ink].min(), region[in_ring].max()) < MIN_STANDOUT:
         return np.zeros((h, w), bool)  # no ink pixel darker than the brightest paper: nothing to look at closely
     kept = np.zeros_like(is_ink)
@@ -439,14 +440,14 @@ def _standing_pixels(candidate: Candidate, mask: np.ndarray, gray: np.ndarray) -
     top, left = _ring_width(candidate, mask.shape)[:2]
     kept = kept[top : top + h, left : left + w]
     count, labels, stats, _ = cv2.connectedComponentsWithStats(kept.view(np.uint8), 8, cv2.CV_32S)
-    # A margin or grid line cut out of a shadow is a piece of line, not a "1" (see RUNS_OUT_ASPECT).
+    # A margin or grid line cut out of a shadow is a piece of line, not a "1" (RUNS_OUT_ASPECT times taller than wide).
     lines = [i for i in range(1, count) if stats[i, 3] >= RUNS_OUT_ASPECT * stats[i, 2]]
     return kept & ~np.isin(labels, lines) if lines else kept
 
 
 def _surroundings(candidate: Candidate, mask: np.ndarray, gray: np.ndarray) -> tuple[np.ndarray, ...]:
     """The gray pixels of the candidate's box widened by the ring, and in it (bool) the candidate's ink and the ring:
-    non-ink pixels 3 to r_out pixels from the ink."""
+    the pixels outside the whole `mask` that lie 3 to r_out pixels (a square's half side) from the candidate's ink."""
     x, y, w, h = candidate.box
     top, left, bottom, right, r_out = _ring_width(candidate, mask.shape)
     shape = np.zeros((top + h + bottom, left + w + right), np.uint8)
