@@ -295,11 +295,21 @@ def _distinct(lines: np.ndarray) -> np.ndarray:
     return lines[keep]
 
 
-def find_digits(mask: np.ndarray, strong: np.ndarray, gray: np.ndarray, peel: bool = True) -> list[Candidate]:
+@dataclass
+class FirstLook:
+    """What `find_digits` peeled on its first look at a picture, for its second."""
+
+    mask: np.ndarray  # the ink before peeling (0/1)
+    left: np.ndarray  # bool: the ink left of the shapes that were peeled
+
+
+def find_digits(
+    mask: np.ndarray, strong: np.ndarray, gray: np.ndarray, first: FirstLook | None = None
+) -> list[Candidate]:
     """Connected components -> filtered, grouped digit candidates, left to right.
 
     `mask`: faint-or-better ink (0/1); `strong`: clearly dark ink (bool); `gray`: dark ink on light paper;
-    `peel`: whether to look again with the big shapes that do not stand out peeled (the second look does not).
+    `first`: given on the second look only, after big shapes that do not stand out were peeled.
     """
     # Grana's algorithm: several times faster than OpenCV's default when stats are wanted.
     count, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(mask, 8, cv2.CV_32S, cv2.CCL_GRANA)
@@ -310,21 +320,22 @@ def find_digits(mask: np.ndarray, strong: np.ndarray, gray: np.ndarray, peel: bo
     big = BIG_SHAPE * max(mask.shape)
     standing = {}  # the big shapes kept, as candidates: one that stays alone in its group is not checked again
     for i in ids:
-        if max(stats[i, 2:4]) >= big and _stands_out(shape := _component(labels, stats, i), mask, gray):
-            standing[i] = shape
+        if max(stats[i, 2:4]) >= big:
+            shape = _component(labels, stats, i)
+            if _stands_out(shape, _not_paper(shape, mask, first), gray):
+                standing[i] = shape
     failing = [i for i in ids if max(stats[i, 2:4]) >= big and i not in standing]
-    if failing and peel:
+    if failing and first is None:
         # A digit joined to a shadow's rim or a page edge goes with them: take away the parts of these shapes that
         # are no darker than the paper beside them, and look again if anything is left.
-        peeled, left = mask.copy(), False
+        peeled, left = mask.copy(), np.zeros(mask.shape, bool)
         for i in failing:
             shape = _component(labels, stats, i)
             x, y, w, h = shape.box
-            kept = _standing_pixels(shape, mask, gray)
-            peeled[y : y + h, x : x + w][(shape.mask > 0) & ~kept] = 0
-            left = left or kept.any()
-        if left:
-            return find_digits(peeled, strong & (peeled > 0), gray, peel=False)
+            left[y : y + h, x : x + w] |= _standing_pixels(shape, mask, gray)
+            peeled[y : y + h, x : x + w][(shape.mask > 0) & ~left[y : y + h, x : x + w]] = 0
+        if left.any():
+            return find_digits(peeled, strong & (peeled > 0), gray, FirstLook(mask, left))
     ids = [i for i in ids if max(stats[i, 2:4]) < big or i in standing]
     if not ids:
         return []
@@ -339,9 +350,10 @@ def find_digits(mask: np.ndarray, strong: np.ndarray, gray: np.ndarray, peel: bo
     chosen.sort(key=lambda item: item[0][2] * item[0][3], reverse=True)
     candidates = []
     for box, group in chosen[:MAX_CANDIDATES]:
+        candidate = Candidate(box, _crop(labels, box, group))
         if len(group) == 1 and group[0] in standing:
             candidates.append(standing[group[0]])
-        elif _stands_out(candidate := Candidate(box, _crop(labels, box, group)), mask, gray):
+        elif _stands_out(candidate, _not_paper(candidate, mask, first), gray):
             candidates.append(candidate)
         elif kept := [i for i in group if i in standing]:
             # Big digits grouped with pieces of shadow beside them: the digits alone, as found to stand out, grouped
@@ -424,6 +436,15 @@ def _stands_out(candidate: Candidate, mask: np.ndarray, gray: np.ndarray) -> boo
     if 2 * contrast.size < ink.size:
         return False
     return _quantile(contrast, 50) >= MIN_STANDOUT and _quantile(contrast, 10) >= MIN_LOCAL_CONTRAST
+
+
+def _not_paper(candidate: Candidate, mask: np.ndarray, first: FirstLook | None) -> np.ndarray:
+    """The ink that is not paper around a candidate. On the second look, what was peeled is paper for what is left
+    of the peeled shapes (judged against the rim they were cut from), not for a digit beside them."""
+    if first is None:
+        return mask
+    x, y, w, h = candidate.box
+    return mask if np.any((candidate.mask > 0) & first.left[y : y + h, x : x + w]) else first.mask
 
 
 def _standing_pixels(candidate: Candidate, mask: np.ndarray, gray: np.ndarray) -> np.ndarray:

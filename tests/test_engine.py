@@ -391,6 +391,22 @@ def test_a_stroke_crossing_a_shadows_edge_stands_out(paper: int) -> None:
     assert [c.box for c in find_digits(mask, mask > 0, gray)] == [(95, 40, 12, 320)]
 
 
+def test_a_digit_beside_a_peeled_rim_is_still_judged_against_the_paper() -> None:
+    """A dark "0" touching a faint rim (an L, like a shadow's edge) is peeled out of it; a lighter stroke a few
+    pixels inside the rim's corner, which never touched it, is still compared with the paper, not with the rim."""
+    from server.preprocess import find_digits
+
+    gray, mask = np.full((200, 300), 220, np.uint8), np.zeros((200, 300), np.uint8)
+    for rows, cols, level in [
+        ((40, 170), (100, 106), 180), ((164, 170), (100, 250), 180),  # the rim
+        ((122, 162), (108, 114), 150), ((156, 162), (108, 130), 150),  # the lighter stroke
+    ]:
+        gray[slice(*rows), slice(*cols)], mask[slice(*rows), slice(*cols)] = level, 1
+    cv2.rectangle(gray, (70, 110), (100, 150), 30, 5)  # the "0"
+    cv2.rectangle(mask, (70, 110), (100, 150), 1, 5)
+    assert (108, 122, 22, 40) in [c.box for c in find_digits(mask, gray < 160, gray)]
+
+
 @pytest.mark.parametrize("size", [(1, 1), (1, 300), (40000, 1), (2, 129), (5, 5)], ids=lambda s: f"{s[0]}x{s[1]}")
 def test_degenerate_sizes_give_no_digit(size: tuple[int, int], classifier: Classifier) -> None:
     """Strips and single pixels (found by the fuzzer: a 1x1 BMP once crashed the paper estimate)."""
