@@ -479,12 +479,12 @@ def _surroundings(candidate: Candidate, mask: np.ndarray, gray: np.ndarray) -> t
     return gray[window], shape > 0, (far > near) & (mask[window] == 0)
 
 
-def _ring_width(candidate: Candidate, shape: tuple[int, ...]) -> tuple[int, int, int, int, int]:
+def _ring_width(candidate: Candidate, picture: tuple[int, ...]) -> tuple[int, int, int, int, int]:
     """How far the region of `_surroundings` reaches beyond the box on each side (top, left, bottom, right; less
-    at the picture's border), and the ring's outer radius."""
+    at the border of a picture of shape `picture`), and the ring's outer radius."""
     x, y, w, h = candidate.box
     r_out = max(4, round(0.06 * max(w, h)))
-    height, width = shape[:2]
+    height, width = picture[:2]
     return min(r_out, y), min(r_out, x), min(r_out, height - y - h), min(r_out, width - x - w), r_out
 
 
