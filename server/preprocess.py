@@ -350,10 +350,11 @@ def find_digits(
     chosen.sort(key=lambda item: item[0][2] * item[0][3], reverse=True)
     candidates = []
     for box, group in chosen[:MAX_CANDIDATES]:
-        candidate = Candidate(box, _crop(labels, box, group))
         if len(group) == 1 and group[0] in standing:
             candidates.append(standing[group[0]])
-        elif _stands_out(candidate, _not_paper(candidate, mask, first), gray):
+            continue
+        candidate = Candidate(box, _crop(labels, box, group))
+        if _stands_out(candidate, _not_paper(candidate, mask, first), gray):
             candidates.append(candidate)
         elif kept := [i for i in group if i in standing]:
             # Big digits grouped with pieces of shadow beside them: the digits alone, as found to stand out, grouped
