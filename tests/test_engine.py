@@ -375,8 +375,6 @@ def test_big_digits_joined_only_through_shadow_pieces_stay_apart() -> None:
     assert [c.box for c in find_digits(mask, strong, gray)] == [(100, 60, 12, 90), (260, 60, 12, 90)]
 
 
-
-
 @pytest.mark.parametrize("paper", [255, 240], ids=["white-paper", "grey-paper"])
 def test_a_stroke_crossing_a_shadows_edge_stands_out(paper: int) -> None:
     """A "1" whose lower part lies in a shadow: its ink as a whole is no darker than the ring's shadowed fifth,
