@@ -39,7 +39,7 @@ SPLIT_SEED = 2026  # fixed: the validation split never changes with --seed
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--data", default="../shared/data", help="folder with mnist.npz and usps.npz")
 parser.add_argument("--out", default="model/digits.keras", help="where to save the trained model")
-parser.add_argument("--epochs", type=int, default=24)
+parser.add_argument("--epochs", type=int, default=36)
 parser.add_argument("--batch-size", type=int, default=128)
 parser.add_argument("--seed", type=int, default=1234)
 parser.add_argument("--limit", type=int, default=0, help="use only N training images (smoke run)")
