@@ -39,9 +39,7 @@ def _bezier(rng: np.random.Generator, n_ctrl: int) -> np.ndarray:
 
 
 def scribble(rng: np.random.Generator) -> np.ndarray:
-    """A tangle of three to five smooth strokes. One or two strokes of few bends are too often a digit
-    (a 5 is a curve and a flag, a 4 two strokes): labelled "not a digit", they taught the model to refuse
-    scrawled digits."""
+    """A tangle of three to five smooth strokes: one or two are too often a digit (a 5 is a curve and a flag)."""
     c = _canvas()
     for _ in range(int(rng.integers(3, 6))):
         pts = _bezier(rng, int(rng.integers(5, 9)))
