@@ -466,6 +466,15 @@ def test_big_photo_is_shrunk_while_decoding_and_boxes_are_full_size(classifier: 
     assert x + w > 2000 and y + h > 1500  # the 7 sits in the lower half, past the middle
 
 
+@pytest.mark.parametrize("number", ["2718", "305", "96", "4"])
+def test_small_digits_in_a_big_photo(number: str, classifier: Classifier) -> None:
+    """Digits 70 px tall in a 4000x3000 photo, 2.3% of its height (a 5 mm number on a page that fills the frame):
+    about 18 px of the working image, where an earlier rule wanted 3% of the picture."""
+    paper = np.full((3000, 4000), 208, np.uint8)
+    cv2.putText(paper, number, (2400, 1800), cv2.FONT_HERSHEY_SIMPLEX, 70 / 22, 60, 8, cv2.LINE_AA)
+    assert read(encode(Image.fromarray(paper), "JPEG", quality=90), classifier)["number"] == number
+
+
 def test_faint_pencil_numbers_are_read_whole(classifier: Classifier) -> None:
     """Thin pencil and ballpoint strokes break into pieces at webcam size (an 8 into its two loops, a curly
     2 into three): each number must still come back whole. These are the frames `make bench` streams."""
