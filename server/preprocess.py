@@ -32,8 +32,8 @@ CUT_SPACING = 0.2
 # A big shape, this share of the picture's long side or more, is checked to stand out before strokes are grouped.
 BIG_SHAPE = 0.2
 RUNS_OUT_ASPECT = 6  # an upright shape this many times taller than wide that reaches the frame is a line, not a "1"
-# Pixels of the working image: smaller shapes are specks, not digits anyone could read. No share of the picture
-# is asked for: a digit 2% as tall as a phone photo (60 px of 3,000) is read, and no blank scene lost by it.
+# Pixels of the working image: smaller shapes are specks, not digits anyone could read. No share of the picture:
+# a 3% minimum lost every digit under 90 px of a 4000x3000 photo and kept out no blank scene (model card).
 MIN_DIGIT_HEIGHT = 10
 MAX_STROKE_DEPTH = 0.13  # light strokes on a dark screen: no point deeper inside them (fraction of the short side)
 MAX_STROKE_SHARE = 0.3  # ... and they cover less than this share of it; the lit part of a shadowed page, more
