@@ -104,8 +104,18 @@ def assemble(prepared: Prepared, probs: np.ndarray) -> dict:
             }
         )
     number = "".join(str(d["value"]) for d in digits) or None
-    reason = None if number else prepared.reason or "no digit-like shapes"
+    reason = None if number else prepared.reason or _refusal(probs)
     return {"number": number, "reason": reason, "digits": digits, "width": prepared.width, "height": prepared.height}
+
+
+def _refusal(probs: np.ndarray) -> str:
+    """Why shapes were found and none was read: the model's best guess, when it had one, tells the user that
+    the digit was seen and what to improve (a clearer or bigger digit), not that there was nothing there."""
+    unsure = probs[np.argmax(probs, axis=1) != NOT_A_DIGIT]
+    if not len(unsure):
+        return "no shape looks like a digit"
+    best = unsure[np.argmax(unsure.max(axis=1))]
+    return f"not sure enough to read it (best guess {int(np.argmax(best))}, {best.max():.0%})"
 
 
 def classify_batch(prepared: list[Prepared], classify: Classify) -> list[np.ndarray]:

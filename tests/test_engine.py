@@ -524,7 +524,9 @@ def test_refused_and_unsure_crops_are_left_out_of_the_number() -> None:
     assert result["number"] == "74"
     assert [d["box"] for d in result["digits"]] == [[0, 0, 9, 9], [300, 0, 9, 9]]
     refused = assemble(prepared(2), np.stack(rows[2:]))
-    assert refused["number"] is None and refused["reason"] == "no digit-like shapes"
+    assert refused["number"] is None and refused["reason"] == "not sure enough to read it (best guess 1, 45%)"
+    not_digits = assemble(prepared(1), np.stack(rows[2:3]))
+    assert not_digits["number"] is None and not_digits["reason"] == "no shape looks like a digit"
 
 
 def test_a_wide_shape_is_read_in_parts_only_when_the_model_is_surer_of_each_part() -> None:
