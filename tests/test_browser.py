@@ -164,6 +164,17 @@ def test_photo_mode_reads_photos_and_honours_exif(page: Page, tmp_path: Path) ->
     assert len(sent[2]) - 5 < large.stat().st_size / 2, "a large photo is scaled down before sending"
 
 
+def test_a_photo_without_a_digit_says_why(browser: Browser, server: Server) -> None:
+    """Its own session, so the slideshow test's history stays as the tests above left it."""
+    page = open_page(browser, server.url)
+    page.get_by_role("tab", name="Photo").click()
+    photo_answered(page, SAMPLES / "blank__page.jpg")
+    expect(page.get_by_test_id("reading")).to_have_text("")
+    expect(page.locator("[data-role=hint]")).to_have_text("No digits: no digit-like shapes.")
+    assert page.get_by_test_id("photo-overlay").get_attribute("data-boxes") == "0"
+    page.context.close()
+
+
 def test_slideshow_replays_frames_and_photos_in_order(page: Page) -> None:
     thumbs = page.locator("[data-role=strip] [data-seq]")
     expect(thumbs.first).to_be_visible()
