@@ -45,12 +45,14 @@ def _paper(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
     return cv2.merge([cv2.add(shade, float(t), dtype=cv2.CV_8U) for t in tint])
 
 
-def scene(number: str, size: tuple[int, int], seed: int = 0, quality: int = 90, gap: float = 0.2) -> bytes:
-    """A JPEG of `number` handwritten on paper: digits at most 45% of its height, 80% of its width, `gap` of
-    their height apart (below 0: they touch)."""
+def scene(
+    number: str, size: tuple[int, int], seed: int = 0, quality: int = 90, gap: float = 0.2, share: float = 0.45
+) -> bytes:
+    """A JPEG of `number` handwritten on paper: digits at most `share` of its height and 80% of its width,
+    `gap` of their height apart (below 0: they touch)."""
     rng = np.random.default_rng(seed)
     image = _paper(*size, rng)
-    _write(image, number, rng, gap)
+    _write(image, number, rng, gap, share)
     return _jpeg(image, quality)
 
 
@@ -84,13 +86,15 @@ def page_edge(number: str, size: tuple[int, int], seed: int = 0) -> bytes:
     return _jpeg(cv2.GaussianBlur(image, (0, 0), 0.8), 90)
 
 
-def _write(image: np.ndarray, number: str, rng: np.random.Generator, gap: float = 0.2) -> None:
-    """Write `number` near the middle of `image` (BGR, in place): at most 45% of its height, 80% of its width,
-    `gap` of the digit height between digits."""
+def _write(
+    image: np.ndarray, number: str, rng: np.random.Generator, gap: float = 0.2, share: float = 0.45
+) -> None:
+    """Write `number` near the middle of `image` (BGR, in place): at most `share` of its height, 80% of its
+    width, `gap` of the digit height between digits."""
     height, width = image.shape[:2]
     inks = [_ink(d) for d in number]
     widths = sum(a.shape[1] / a.shape[0] for a in inks) + gap * (len(inks) - 1)  # at digit height 1
-    digit_h = int(min(height * 0.45, width * 0.8 / widths))
+    digit_h = int(min(height * share, width * 0.8 / widths))
     inks = [cv2.resize(a, (max(1, a.shape[1] * digit_h // a.shape[0]), digit_h), interpolation=cv2.INTER_AREA)
             for a in inks]
     total = sum(a.shape[1] for a in inks) + int(gap * digit_h) * (len(inks) - 1)
