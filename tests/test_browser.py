@@ -167,12 +167,14 @@ def test_photo_mode_reads_photos_and_honours_exif(page: Page, tmp_path: Path) ->
 def test_a_photo_without_a_digit_says_why(browser: Browser, server: Server) -> None:
     """Its own session, so the slideshow test's history stays as the tests above left it."""
     page = open_page(browser, server.url)
-    page.get_by_role("tab", name="Photo").click()
-    photo_answered(page, SAMPLES / "blank__page.jpg")
-    expect(page.get_by_test_id("reading")).to_have_text("")
-    expect(page.locator("[data-role=hint]")).to_have_text("No digits: no digit-like shapes.")
-    assert page.get_by_test_id("photo-overlay").get_attribute("data-boxes") == "0"
-    page.context.close()
+    try:
+        page.get_by_role("tab", name="Photo").click()
+        photo_answered(page, SAMPLES / "blank__page.jpg")
+        expect(page.get_by_test_id("reading")).to_have_text("")
+        expect(page.locator("[data-role=hint]")).to_have_text("No digits: no digit-like shapes.")
+        assert page.get_by_test_id("photo-overlay").get_attribute("data-boxes") == "0"
+    finally:
+        page.context.close()
 
 
 def test_slideshow_replays_frames_and_photos_in_order(page: Page) -> None:
