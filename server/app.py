@@ -61,7 +61,7 @@ def create_app(config: Config) -> Quart:
 
     @app.before_serving
     async def load_model() -> None:
-        classifier = engine.Classifier(config.model_path)
+        classifier = engine.load_classifier(config.model_path, config.backend)
         state.batcher = Batcher(classifier, state.metrics, max_batch=config.max_batch,
                                 batch_wait_ms=config.batch_wait_ms, threads=config.threads,
                                 max_pixels=config.max_pixels, fault_marker=config.fault_marker.encode())

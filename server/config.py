@@ -12,11 +12,13 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from server.engine import BACKENDS
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _opt(default: object, help: str) -> object:
-    return field(default=default, metadata={"help": help})
+def _opt(default: object, help: str, choices: tuple[str, ...] | None = None) -> object:
+    return field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,7 @@ class Config:
     allowed_origins: str = _opt("", "extra WebSocket Origins allowed besides the page's own, comma-separated; * any")
     # Model and batching
     model_path: str = _opt(str(ROOT / "model" / "digits.tflite"), "trained model: .tflite (or .keras)")
+    backend: str = _opt("litert", "runs the model: litert, or keras (the .keras beside it; needs TensorFlow)", BACKENDS)
     max_batch: int = _opt(32, "most images decoded and classified in one batch")
     batch_wait_ms: float = _opt(4.0, "longest wait for a batch to fill")
     threads: int = _opt(os.cpu_count() or 1, "threads for decoding and preprocessing")
@@ -71,8 +74,12 @@ def load_config(argv: list[str] | None = None) -> Config:
             "--" + f.name.replace("_", "-"),
             type=type(f.default),
             default=None,
+            choices=f.metadata["choices"],
             help=f"{f.metadata['help']} (env {_env_name(f.name)}, default {f.default!r})",
         )
     args = parser.parse_args(argv)
     values.update({k: v for k, v in vars(args).items() if v is not None})
+    for f in dataclasses.fields(Config):
+        if f.metadata["choices"] and f.name in values and values[f.name] not in f.metadata["choices"]:
+            parser.error(f"{_env_name(f.name)}={values[f.name]}: choose one of {', '.join(f.metadata['choices'])}")
     return Config(**values)  # type: ignore[arg-type]

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
-from server.config import Config
-from server.engine import Classifier, ImageError, recognize
+from server.config import load_config
+from server.engine import BACKENDS, Classifier, ImageError, load_classifier, model_file, recognize
 
 CHUNK = 32  # images read and classified together
 
@@ -22,11 +21,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m server.recognize", description=__doc__.splitlines()[0])
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files (JPEG, PNG, WebP, BMP, GIF)")
     parser.add_argument("--json", action="store_true", help="print the full result as JSON, one object per line")
-    parser.add_argument("--model", default=os.environ.get("DIGITS_MODEL_PATH", Config.model_path), help="the model")
-    parser.add_argument("--max-pixels", type=int, default=Config.max_pixels, help="largest image, in pixels")
+    config = load_config([])  # the server's defaults and DIGITS_* env vars
+    parser.add_argument("--model", default=config.model_path, help="the model (env DIGITS_MODEL_PATH)")
+    parser.add_argument("--backend", default=config.backend, choices=BACKENDS, help="what runs it (env DIGITS_BACKEND)")
+    parser.add_argument("--max-pixels", type=int, default=config.max_pixels, help="largest image, in pixels")
     args = parser.parse_args(argv)
+    if not model_file(args.model, args.backend).is_file():
+        parser.error(f"no model at {model_file(args.model, args.backend)} for the {args.backend} backend")
 
-    classifier = Classifier(args.model)
+    classifier = load_classifier(args.model, args.backend)
     failed = False
     for start in range(0, len(args.paths), CHUNK):
         paths = args.paths[start : start + CHUNK]

@@ -13,7 +13,6 @@ import multiprocessing
 import signal
 import time
 from multiprocessing.connection import wait
-from pathlib import Path
 
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config as HypercornConfig
@@ -24,6 +23,7 @@ from hypercorn.utils import wrap_app
 from wsproto.events import Ping
 
 from .config import Config, load_config
+from .engine import model_file
 
 _PING_CHECK_S = 1.0
 _SILENT_PINGS = 3  # a client that sends nothing, not even a pong, for this many ping intervals is gone
@@ -121,8 +121,9 @@ async def _serve(config: Config, sockets: Sockets | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Parse the settings and serve until SIGTERM/SIGINT; the exit status."""
     config = load_config(argv)
-    if not Path(config.model_path).is_file():
-        raise SystemExit(f"no model at {config.model_path}: train one (make train) or pass --model-path")
+    model = model_file(config.model_path, config.backend)
+    if not model.is_file():
+        raise SystemExit(f"no model at {model}: train one (make train) or pass --model-path")
     if config.workers <= 1:
         serve(config)
         return 0

@@ -19,11 +19,14 @@ def test_quick_bench_writes_results(tmp_path: Path) -> None:
     results = json.loads((tmp_path / "bench-results.json").read_text())
     assert {"date", "mode", "machine", "settings", "units", "engine", "server", "ratios", "targets"} <= set(results)
     assert results["mode"] == "quick" and results["machine"]["cores"] >= 1
-    assert set(results["engine"]["latency"]) == {"320x240", "1280x720", "4000x3000"}
-    assert {"decode_ms", "preprocess_ms", "classify_ms", "total_ms", "total_min_ms", "prepare_cpu_ms"} <= set(
-        results["engine"]["latency"]["320x240"])
+    assert set(results["engine"]["latency_by_backend"]) == {"litert", "keras"}
+    for latency in (results["engine"]["latency"], *results["engine"]["latency_by_backend"].values()):
+        assert set(latency) == {"320x240", "1280x720", "4000x3000"}
+        assert {"decode_ms", "preprocess_ms", "classify_ms", "total_ms", "total_min_ms", "prepare_cpu_ms"} <= set(
+            latency["320x240"])
+        assert latency["320x240"]["read"] == results["engine"]["latency"]["320x240"]["read"]  # the same reading
     assert results["engine"]["throughput"]["fps"] > 0
-    for key in ("classify_per_digit_ms", "tf_function_per_digit_ms", "predict_per_digit_ms"):
+    for key in ("litert_per_digit_ms", "keras_per_digit_ms", "predict_per_digit_ms"):
         assert set(results["engine"]["model"][key]) == {"1", "8", "32", "64"}
 
     rows = results["server"]["rows"]

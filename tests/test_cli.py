@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,10 +11,9 @@ from pathlib import Path
 from conftest import ROOT, SAMPLES
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "server.recognize", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "server.recognize", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=120, env=None if env is None else {**os.environ, **env})
 
 
 def test_one_line_per_image_and_errors_at_the_end(tmp_path: Path) -> None:
@@ -40,6 +40,23 @@ def test_one_line_per_image_and_errors_at_the_end(tmp_path: Path) -> None:
 def test_all_readable_exits_zero() -> None:
     done = run(str(SAMPLES / "7.jpg"))
     assert (done.returncode, done.stdout) == (0, f"{SAMPLES / '7.jpg'}\t7\n")
+
+
+def test_the_keras_backend_reads_alike_by_flag_or_env(tmp_path: Path) -> None:
+    paths = [str(SAMPLES / name) for name in ("407__multi.jpg", "9.1.png", "blank__page.jpg")]
+    expected = "".join(f"{path}\t{number}\n" for path, number in zip(paths, ("407", "9", "-"), strict=True))
+
+    assert run("--backend", "keras", *paths).stdout == expected
+    assert run(*paths, env={"DIGITS_BACKEND": "keras"}).stdout == expected
+    # The keras backend loads the .keras file: with only the .tflite there, it says so, and litert reads as ever.
+    tflite = tmp_path / "digits.tflite"
+    tflite.write_bytes((ROOT / "model" / "digits.tflite").read_bytes())
+    assert run("--model", str(tflite), *paths).stdout == expected
+    missing = run("--model", str(tflite), *paths, env={"DIGITS_BACKEND": "keras"})
+    assert missing.returncode == 2
+    assert f"no model at {tmp_path / 'digits.keras'} for the keras backend" in missing.stderr
+    refused = run(*paths, env={"DIGITS_BACKEND": "torch"})
+    assert refused.returncode == 2 and "DIGITS_BACKEND=torch: choose one of litert, keras" in refused.stderr
 
 
 def test_json_prints_the_full_result(tmp_path: Path) -> None:

@@ -14,8 +14,17 @@ from conftest import SAMPLES, sample_label
 from PIL import Image, ImageDraw, ImageOps
 
 from server.config import load_config
-from server.decode import WORK_MAX_PIXELS, decode
-from server.engine import MIN_CONFIDENCE, Classifier, ImageError, Prepared, assemble, prepare, recognize
+from server.engine import (
+    MIN_CONFIDENCE,
+    Classifier,
+    ImageError,
+    Prepared,
+    assemble,
+    load_classifier,
+    prepare,
+    recognize,
+)
+from server.engine.decode import WORK_MAX_PIXELS, decode
 from tests.bench import images
 
 SAMPLE_PATHS = sorted(p for p in SAMPLES.iterdir() if p.suffix.lower() in {".jpg", ".png"})
@@ -25,14 +34,13 @@ DIGIT = SAMPLES / "4.jpg"
 
 @pytest.fixture(scope="module")
 def classifier() -> Classifier:
-    return Classifier(load_config([]).model_path)  # DIGITS_MODEL_PATH can point at another model
+    config = load_config([])  # DIGITS_MODEL_PATH and DIGITS_BACKEND can point at another model or backend
+    return load_classifier(config.model_path, config.backend)
 
 
 @pytest.fixture(scope="module")
-def keras_model():
-    import keras
-
-    return keras.saving.load_model(Path(load_config([]).model_path).with_suffix(".keras"), compile=False)
+def keras_backend() -> Classifier:
+    return load_classifier(load_config([]).model_path, "keras")
 
 
 def read(data: bytes, classifier: Classifier, **kwargs: object) -> dict:
@@ -362,7 +370,7 @@ def test_generated_photos_once_misread(seed: int, number: str, classifier: Class
 def test_big_digits_joined_only_through_shadow_pieces_stay_apart() -> None:
     """Two big dark strokes that stand out, grouped only through a zigzag of faint patches under them: kept as
     two candidates (taken together, the columns between them held no ink and cutting the pair raised)."""
-    from server.preprocess import find_digits
+    from server.engine.preprocess import find_digits
 
     gray, mask = np.full((300, 400), 220, np.uint8), np.zeros((300, 400), np.uint8)
     for x in (100, 260):
@@ -379,7 +387,7 @@ def test_big_digits_joined_only_through_shadow_pieces_stay_apart() -> None:
 def test_a_stroke_crossing_a_shadows_edge_stands_out(paper: int) -> None:
     """A "1" whose lower part lies in a shadow: its ink as a whole is no darker than the ring's shadowed fifth,
     but each part is darker than the paper beside it. Pure white paper (glare, a scan) once failed this."""
-    from server.preprocess import find_digits
+    from server.engine.preprocess import find_digits
 
     gray = np.full((400, 200), paper, np.uint8)
     gray[260:] = 110  # the shadow
@@ -392,7 +400,7 @@ def test_a_stroke_crossing_a_shadows_edge_stands_out(paper: int) -> None:
 def test_a_digit_beside_a_peeled_rim_is_still_judged_against_the_paper() -> None:
     """A dark "0" touching a faint rim (an L, like a shadow's edge) is peeled out of it; a lighter stroke a few
     pixels inside the rim's corner, which never touched it, is still compared with the paper, not with the rim."""
-    from server.preprocess import find_digits
+    from server.engine.preprocess import find_digits
 
     gray, mask = np.full((200, 300), 220, np.uint8), np.zeros((200, 300), np.uint8)
     for rows, cols, level in [
@@ -505,14 +513,28 @@ def test_prepared_follows_the_contract(classifier: Classifier) -> None:
 
 
 @pytest.mark.parametrize("count", [1, 3, 16, 100, 127])
-def test_served_graph_is_the_committed_keras_model(count: int, classifier: Classifier, keras_model) -> None:
+def test_served_graph_is_the_committed_keras_model(count: int, classifier: Classifier, keras_backend) -> None:
     """model/digits.tflite, which the server runs, is model/digits.keras (127 crops use every batch size a call
     is split into), and each crop's answer does not depend on the others in its batch."""
     crops = np.resize(prepare(MULTI.read_bytes()).crops, (count, 28, 28, 1))
     crops = crops * np.linspace(0.6, 1.0, count, dtype=np.float32)[:, None, None, None]  # no two alike
     probs = classifier.classify(crops)
-    np.testing.assert_allclose(probs, keras_model(crops, training=False).numpy(), atol=1e-5)
+    np.testing.assert_allclose(probs, keras_backend.classify(crops), atol=1e-5)
     np.testing.assert_allclose(probs[-1:], classifier.classify(crops[-1:]), atol=1e-6)
+
+
+def test_both_backends_read_every_sample_alike(keras_backend: Classifier) -> None:
+    """`--backend keras` runs the .keras model itself: the same numbers, digits and boxes as LiteRT's conversion."""
+    datas = [path.read_bytes() for path in SAMPLE_PATHS]
+    litert = recognize(datas, load_classifier(load_config([]).model_path, "litert").classify)
+    keras = recognize(datas, keras_backend.classify)
+    assert [r["number"] for r in keras] == [r["number"] for r in litert]
+    for ours, theirs in zip(keras, litert, strict=True):
+        assert [d["value"] for d in ours["digits"]] == [d["value"] for d in theirs["digits"]]
+        assert [d["box"] for d in ours["digits"]] == [d["box"] for d in theirs["digits"]]
+        assert [d["confidence"] for d in ours["digits"]] == pytest.approx([d["confidence"] for d in theirs["digits"]],
+                                                                          abs=1e-4)
+    assert [r["number"] for r in keras] == [sample_label(path) or None for path in SAMPLE_PATHS]
 
 
 def test_refused_and_unsure_crops_are_left_out_of_the_number() -> None:

@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 import server.app, server.runner
 from server.config import Config
-from server.engine import Classifier, recognize
-classifier = Classifier(Config().model_path)
+from server.engine import load_classifier, recognize
+classifier = load_classifier(Config().model_path)
 print(recognize([Path("samples/4.jpg").read_bytes()], classifier.classify)[0]["number"])
 print(" ".join(sorted({name.split(".")[0] for name in sys.modules})))
 """

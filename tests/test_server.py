@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 import websockets
-from conftest import SAMPLES, Server, sample_label
+from conftest import SAMPLES, Server, running_server, sample_label
 from wsclient import LIVE, PHOTO, SLIDE, Client, answered_frames, refusal_code, split_binary
 
 SAMPLE_FILES = sorted(SAMPLES.iterdir())
@@ -85,6 +85,24 @@ def test_photos_are_all_answered_with_their_frame_ids(server: Server) -> None:
     assert all(r["kind"] == "photo" for r in answers.values())
     assert not [m for m in messages if isinstance(m, dict) and m["type"] == "skipped"]
     assert answers[100 + SAMPLE_FILES.index(SAMPLES / "4.jpg")]["number"] == "4"
+
+
+def test_the_keras_backend_serves_every_sample_as_litert_does(server: Server) -> None:
+    """DIGITS_BACKEND=keras runs the .keras model in the same batched inference thread: the same readings."""
+    async def read_samples(url: str) -> dict[int, dict]:
+        async with Client.connect(url) as client:
+            for frame, path in enumerate(SAMPLE_FILES):
+                await client.send_image(path.read_bytes(), frame, PHOTO)
+            messages = await client.until(lambda ms: len(answered_frames(ms)) == len(SAMPLE_FILES))
+        return {r["frame"]: r for r in results(messages)}
+
+    with running_server(backend="keras") as keras_server:
+        on_keras = asyncio.run(read_samples(keras_server.ws_url))
+    on_litert = asyncio.run(read_samples(server.ws_url))
+
+    assert [on_keras[i]["number"] for i in range(len(SAMPLE_FILES))] == [sample_label(p) or None for p in SAMPLE_FILES]
+    for frame, answer in on_keras.items():
+        assert [d["box"] for d in answer["digits"]] == [d["box"] for d in on_litert[frame]["digits"]]
 
 
 def test_many_clients_each_get_their_own_results(server: Server) -> None:

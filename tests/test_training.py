@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from server.classifier import Classifier
+from server.engine import load_classifier
 from tests.conftest import DATA
 
 
@@ -84,7 +84,7 @@ def test_training_smoke_run_writes_a_loadable_model(tmp_path):
     x = np.random.default_rng(0).random((2, 28, 28, 1), dtype=np.float32)
     probs = model.predict(x, verbose=0)
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-4)
-    served = Classifier(out.with_suffix(".tflite"))  # the file the server loads, written beside the model
+    served = load_classifier(out.with_suffix(".tflite"))  # the file the server loads, written beside the model
     np.testing.assert_allclose(served.classify(x), probs, atol=1e-5)
     assert 0.0 <= figures["mnist_test_accuracy"] <= 1.0
     assert (tmp_path / "report" / "confusion_matrix.png").exists()

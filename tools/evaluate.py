@@ -15,9 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from server.classifier import NOT_A_DIGIT
-from server.config import ROOT, Config
-from server.engine import Classifier, ImageError, read, recognize
+from server.config import ROOT, load_config
+from server.engine import BACKENDS, NOT_A_DIGIT, Classifier, ImageError, load_classifier, read, recognize
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
 SCENE_SIZES = [(240, 320), (480, 640), (1200, 1600)]  # (height, width) of generated scenes, taken in turn
@@ -93,13 +92,15 @@ def _report(name: str, total: int, correct: int, note: str = "") -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tools.evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="the shared data folder")
-    parser.add_argument("--model", default=Config.model_path, help="model to evaluate (.tflite or .keras)")
+    config = load_config([])  # the server's defaults and DIGITS_* env vars
+    parser.add_argument("--model", default=config.model_path, help="model to evaluate (.tflite or .keras)")
+    parser.add_argument("--backend", default=config.backend, choices=BACKENDS, help="what runs the model")
     parser.add_argument("--scenes", type=int, default=600, help="how many digit scenes to generate")
     parser.add_argument("--blank", type=int, default=600, help="how many blank scenes to generate")
     parser.add_argument("--verbose", action="store_true", help="list the misread files")
     args = parser.parse_args(argv)
 
-    classifier = Classifier(args.model)
+    classifier = load_classifier(args.model, args.backend)
     folders = [ROOT / "samples"] + [args.data / "photos-dev" / name for name in ("photo", "canvas", "processed")]
     misreads = []
     with ThreadPoolExecutor() as pool:

@@ -2,8 +2,8 @@
 
     python -m training.bench model/digits.tflite [--json]
 
-Loads the model through `server.classifier.Classifier` (LiteRT, XNNPACK on one thread; a .keras file is
-converted first), warms it up, then reports the median of many calls (crops in, probabilities out as NumPy).
+Loads the model through `server.engine.load_classifier` (LiteRT, XNNPACK on one thread, a .keras file converted
+first; or `--backend keras`), warms it up, then reports the median of many calls (crops in, probabilities out).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from server.classifier import Classifier
+from server.engine import BACKENDS, Classifier, load_classifier
 
 
 def measure(classifier: Classifier, batch: int, repeats: int = 300) -> float:
@@ -33,9 +33,10 @@ def measure(classifier: Classifier, batch: int, repeats: int = 300) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model")
+    parser.add_argument("--backend", default="litert", choices=BACKENDS, help="what runs the model")
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     args = parser.parse_args()
-    classifier = Classifier(args.model)
+    classifier = load_classifier(args.model, args.backend)
     b1, b32 = measure(classifier, 1), measure(classifier, 32)
     figures = {
         "ms_batch1": round(b1, 3),

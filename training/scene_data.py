@@ -121,7 +121,7 @@ RENDER_VERSION = 3  # bump when render() or the labelling in _one() changes
 
 def _fingerprint() -> str:
     """Changes whenever the scene renderer changes. Not the engine: it is tuned often and the crops barely
-    move, so after a real change to server/preprocess.py delete training/out/ (or pass --cache '')."""
+    move, so after a real change to server/engine/preprocess.py delete training/out/ (or pass --cache '')."""
     h = hashlib.sha256(str(RENDER_VERSION).encode())
     h.update((Path(__file__).resolve().parent / "scenes.py").read_bytes())
     return h.hexdigest()[:12]

@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
-from server.classifier import to_litert  # noqa: E402
+from server.engine.classifier import to_litert  # noqa: E402
 from training import augment, negatives, scene_data, strokes  # noqa: E402
 
 NUM_CLASSES = 11
