@@ -370,7 +370,7 @@ def test_generated_photos_once_misread(seed: int, number: str, classifier: Class
 def test_big_digits_joined_only_through_shadow_pieces_stay_apart() -> None:
     """Two big dark strokes that stand out, grouped only through a zigzag of faint patches under them: kept as
     two candidates (taken together, the columns between them held no ink and cutting the pair raised)."""
-    from server.engine.preprocess import find_digits
+    from server.engine.segment import find_digits
 
     gray, mask = np.full((300, 400), 220, np.uint8), np.zeros((300, 400), np.uint8)
     for x in (100, 260):
@@ -387,7 +387,7 @@ def test_big_digits_joined_only_through_shadow_pieces_stay_apart() -> None:
 def test_a_stroke_crossing_a_shadows_edge_stands_out(paper: int) -> None:
     """A "1" whose lower part lies in a shadow: its ink as a whole is no darker than the ring's shadowed fifth,
     but each part is darker than the paper beside it. Pure white paper (glare, a scan) once failed this."""
-    from server.engine.preprocess import find_digits
+    from server.engine.segment import find_digits
 
     gray = np.full((400, 200), paper, np.uint8)
     gray[260:] = 110  # the shadow
@@ -400,7 +400,7 @@ def test_a_stroke_crossing_a_shadows_edge_stands_out(paper: int) -> None:
 def test_a_digit_beside_a_peeled_rim_is_still_judged_against_the_paper() -> None:
     """A dark "0" touching a faint rim (an L, like a shadow's edge) is peeled out of it; a lighter stroke a few
     pixels inside the rim's corner, which never touched it, is still compared with the paper, not with the rim."""
-    from server.engine.preprocess import find_digits
+    from server.engine.segment import find_digits
 
     gray, mask = np.full((200, 300), 220, np.uint8), np.zeros((200, 300), np.uint8)
     for rows, cols, level in [

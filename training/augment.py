@@ -135,10 +135,10 @@ def photometric(rng: np.random.Generator, x: np.ndarray) -> np.ndarray:
 
 def engine_style(rng: np.random.Generator, x: np.ndarray, p: float = 0.5) -> np.ndarray:
     """What the serving engine makes of a digit: the ink thresholded into a 0/1 mask at camera resolution,
-    then `server.engine.preprocess.normalize` (20 px box, stroke fitted, centred by mass). Without the engine
+    then `server.engine.crops.normalize` (20 px box, stroke fitted, centred by mass). Without the engine
     (a checkout without server/), a local imitation is used."""
     try:
-        from server.engine.preprocess import normalize
+        from server.engine.crops import normalize
     except ImportError:
         normalize = None
     out = x.copy()
