@@ -15,20 +15,19 @@ import logging
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from quart import Websocket
 
 from . import protocol
-from .batcher import EngineFailure, Outcome
+from .batcher import Batcher, EngineFailure, Outcome
+from .config import Config
 from .engine import ImageError
 from .history import Entry
 from .limits import RateLimiter
+from .metrics import Metrics
 from .protocol import ImageMessage, ProtocolError
 from .sessions import Session
-
-if TYPE_CHECKING:
-    from .app import State
 
 log = logging.getLogger("digits.connection")
 
@@ -45,11 +44,12 @@ class _Close:
 
 
 class Connection:
-    def __init__(self, ws: Websocket, state: State, session: Session) -> None:
+    def __init__(self, ws: Websocket, session: Session, config: Config, batcher: Batcher, metrics: Metrics) -> None:
         self.ws = ws
-        self.state = state
-        self.config = state.config
         self.session = session
+        self.config = config
+        self.batcher = batcher
+        self.metrics = metrics
         self.rate = RateLimiter(self.config.max_fps)
         self.closing = False  # no new work is taken once the socket is about to close
         self._outbox: asyncio.Queue[str | bytes | _Close] = asyncio.Queue()
@@ -118,7 +118,7 @@ class Connection:
         self._outbox.put_nowait(item)
 
     def send_error(self, code: str, message: str, frame: int | None = None) -> None:
-        self.state.metrics.errors.inc(code=code)
+        self.metrics.errors.inc(code=code)
         self.send(protocol.error(code, message, frame))
 
     def close(self, code: int, reason: str) -> None:
@@ -171,7 +171,7 @@ class Connection:
             self._on_control(protocol.parse_control(message))
 
     def _on_image(self, image: ImageMessage, received: float) -> None:
-        self.state.metrics.received.inc(kind=image.kind_name)
+        self.metrics.received.inc(kind=image.kind_name)
         if image.kind == protocol.KIND_PHOTO:
             if self._photos and (len(self._photos) >= self.config.max_queued_photos
                                  or self._photo_bytes + len(image.data) > self.config.max_queued_bytes):
@@ -189,7 +189,7 @@ class Connection:
             self._live_next = (image, received)
 
     def _skip(self, frame: int) -> None:
-        self.state.metrics.skipped.inc()
+        self.metrics.skipped.inc()
         self.send(protocol.skipped([frame]))
 
     @staticmethod
@@ -222,7 +222,7 @@ class Connection:
 
     async def _recognize(self, image: ImageMessage, received: float) -> None:
         try:
-            outcome = await self.state.batcher.recognize(image.data, received)
+            outcome = await self.batcher.recognize(image.data, received)
         except ImageError as error:
             self.send_error(error.code, error.message, image.frame)
             return
@@ -241,7 +241,7 @@ class Connection:
                                                 image.data, outcome.result)
         self.send(protocol.result(image.frame, image.kind_name, seq, outcome.result,
                                   outcome.timings_until_now(received), outcome.batch_size))
-        self.state.metrics.answered.inc(kind=image.kind_name)
+        self.metrics.answered.inc(kind=image.kind_name)
         if evicted:
             self.send(protocol.history_dropped(evicted))
 

@@ -11,74 +11,16 @@ import asyncio
 import logging
 import multiprocessing
 import signal
-import time
 from multiprocessing.connection import wait
 
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.config import Sockets
-from hypercorn.protocol.events import Data, Event, StreamClosed
-from hypercorn.protocol.ws_stream import Handshake, WSStream
 from hypercorn.utils import wrap_app
-from wsproto.events import Ping
 
+from . import hypercorn_patches
 from .config import Config, load_config
 from .engine import model_file
-
-_PING_CHECK_S = 1.0
-_SILENT_PINGS = 3  # a client that sends nothing, not even a pong, for this many ping intervals is gone
-
-
-async def _send_pings(self: WSStream) -> None:
-    """Hypercorn's ping loop, but noticing a closed socket within a second, and a silent client.
-
-    Hypercorn 0.18 looks at `closed` only once per ping interval, so every closed WebSocket keeps its
-    connection task alive for up to a whole interval; on shutdown those tasks outlive the graceful
-    timeout and are cancelled with tracebacks. It also never checks that pings are answered: a phone whose
-    network dropped kept its socket (and its session) until TCP gave up, minutes later. Such a socket is
-    closed here as a dropped one (1006 for the app), so its session waits for the client to resume it.
-    """
-    interval = self.config.websocket_ping_interval
-    self.last_heard = time.monotonic()
-    while not self.closed:
-        if time.monotonic() - self.last_heard > _SILENT_PINGS * interval:
-            await self.send(StreamClosed(stream_id=self.stream_id))
-            return
-        await self._send_wsproto_event(Ping())
-        waited = 0.0
-        while waited < interval and not self.closed:
-            await self.context.sleep(min(_PING_CHECK_S, interval - waited))
-            waited += _PING_CHECK_S
-
-
-WSStream._send_pings = _send_pings  # type: ignore[method-assign]
-
-_handle_event = WSStream.handle
-
-
-async def _handle_noting_traffic(self: WSStream, event: Event) -> None:
-    """Hypercorn's event handler, noting when the client last sent anything (pongs included)."""
-    if isinstance(event, Data):
-        self.last_heard = time.monotonic()
-    await _handle_event(self, event)
-
-
-WSStream.handle = _handle_noting_traffic  # type: ignore[method-assign]
-
-_accept_handshake = Handshake.accept
-
-
-def _accept_without_compression(self: Handshake, *args: object, **kwargs: object) -> object:
-    """Hypercorn 0.18 always accepts permessage-deflate, and browsers always offer it.
-
-    Our messages are JPEGs and short JSON: deflate saves nothing, yet it runs on the event loop, where one
-    replayed photo stalled every other client for half a second. Declining the offer is allowed by RFC 7692.
-    """
-    self.extensions = None
-    return _accept_handshake(self, *args, **kwargs)
-
-
-Handshake.accept = _accept_without_compression  # type: ignore[method-assign]
 
 
 def hypercorn_config(config: Config) -> HypercornConfig:
@@ -98,6 +40,7 @@ def hypercorn_config(config: Config) -> HypercornConfig:
 def serve(config: Config, sockets: Sockets | None = None) -> None:
     """Run one worker until SIGTERM/SIGINT."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    hypercorn_patches.apply()
     asyncio.run(_serve(config, sockets))
 
 
