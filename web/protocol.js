@@ -18,6 +18,7 @@ const CLOSE_REASONS = {
   1009: "The last image was too large for the server.",
   1013: "The server is busy.",
   1001: "The server is restarting.",
+  1011: "The server hit an error on its side.",
 };
 
 /** A binary image message: kind, frame id (uint32 big-endian), then the file bytes. */
