@@ -3,13 +3,15 @@
     decode      bytes -> grayscale image as the user sees it (EXIF orientation applied), shrunk while decoding
     preprocess  image -> digit candidates and their MNIST-style 28x28 crops
     prepare     decode + preprocess for one image: a Prepared (crops, boxes, ways to read each candidate)
-    classifier  crops -> probabilities, through LiteRT (default) or Keras: `load_classifier(path, backend)`
+    backends    how the networks run: LiteRT (the default) or Keras
+    classifier  crops -> probabilities: `load_classifier(path, backend)`
     assemble    probabilities -> the result: the number, per digit value, confidence, top-3 and box
     pipeline    all of it for many images, every crop in one network call: `recognize`
 """
 
 from .assemble import MIN_CONFIDENCE, assemble, read
-from .classifier import BACKENDS, CLASSES, NOT_A_DIGIT, Classifier, load_classifier, model_file
+from .backends import BACKENDS, model_file
+from .classifier import CLASSES, NOT_A_DIGIT, Classifier, load_classifier
 from .decode import ImageError
 from .pipeline import Classify, classify_batch, recognize
 from .prepare import Prepared, prepare
