@@ -1,15 +1,19 @@
 """Accuracy of the engine on labelled pictures: `python -m tools.evaluate --data ../shared/data [--verbose]`.
 
 A picture's label is the leading digits of its file name (none: it shows no digit); a read counts only when the
-whole number matches. Folders: samples/, photos-dev/{photo,canvas,processed}; then the MNIST and USPS test sets
-(already 28x28 and normalised, so each crop is read as the engine reads one); numbers of MNIST test digits written
-into generated photos; and the "no digit" rate on generated blank scenes.
+whole number matches. Folders: samples/, photos-dev/{photo,canvas,processed}, photos-extra/photo (its numbers of
+two digits or more also apart); then the MNIST and USPS test sets (already 28x28 and normalised, so each crop is
+read as the engine reads one); numbers of MNIST test digits written into generated photos; the "no digit" rate on
+generated blank scenes; the engine's loss (single digits drawn plainly, through the whole engine, against the
+model alone on their 28x28 crops); and the held-out scene set by category (tools/heldout.py), from the test digits,
+or with --validation from the digits training holds out, which is what to select models and settings on.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,6 +21,8 @@ import numpy as np
 
 from server.config import ROOT, load_config
 from server.engine import BACKENDS, NOT_A_DIGIT, Classifier, ImageError, load_classifier, read, recognize
+from tools import heldout
+from training.scenes import encode_jpeg, plain_scene
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
 SCENE_SIZES = [(240, 320), (480, 640), (1200, 1600)]  # (height, width) of generated scenes, taken in turn
@@ -32,13 +38,19 @@ def read_all(datas: list[bytes], classifier: Classifier, pool: ThreadPoolExecuto
     return ["?" if isinstance(r, ImageError) else r["number"] for r in results]
 
 
-def evaluate_folder(folder: Path, classifier: Classifier, pool: ThreadPoolExecutor) -> list[tuple[Path, str, str]]:
-    """Every labelled image in `folder` -> its misreads as (path, label, read)."""
+def evaluate_folder(
+    folder: Path, classifier: Classifier, pool: ThreadPoolExecutor, multi_digit: bool = False
+) -> list[tuple[Path, str, str]]:
+    """Every labelled image in `folder` -> its misreads as (path, label, read). With `multi_digit`, the numbers of
+    two digits or more are reported on their own too: one wrong digit of many fails the whole picture."""
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     reads = read_all([p.read_bytes() for p in paths], classifier, pool)
     pairs = zip(paths, reads, strict=True)
     misreads = [(p, label(p) or "-", read or "-") for p, read in pairs if (read or "") != label(p)]
     _report(str(folder), len(paths), len(paths) - len(misreads))
+    if multi_digit:
+        numbers = sum(len(label(p)) >= 2 for p in paths)
+        _report(f"{folder} (2+ digits)", numbers, numbers - sum(len(expected) >= 2 for _, expected, _ in misreads))
     return misreads
 
 
@@ -85,6 +97,41 @@ def evaluate_digit_scenes(count: int, path: Path, classifier: Classifier, pool: 
             sum((read or "") == label for read, label in zip(reads, labels, strict=True)))
 
 
+def evaluate_engine_loss(
+    pools: list[heldout.Pool], count: int, split: str, classifier: Classifier, pool: ThreadPoolExecutor
+) -> None:
+    """The same single digits (2/3 MNIST, 1/3 USPS) read twice: through the whole engine, each drawn upright in black
+    ink on plain white paper at 60% of a 320x240 frame, and by the model alone from their ideal 28x28 crops
+    (`engine.read`, a refusal counted wrong). The gap is what decoding, segmenting and cropping lose on the
+    easiest picture there is."""
+    for name, (x, y), n in zip(("MNIST", "USPS"), pools, (count - count // 3, count // 3), strict=True):
+        x, y = x[:n], y[:n]
+        reads = read_all([encode_jpeg(plain_scene(digit), 95) for digit in x], classifier, pool)
+        engine = sum(number == str(value) for number, value in zip(reads, y, strict=True))
+        model = int((read(classifier.classify(x.astype(np.float32)[..., None] / 255.0)) == y).sum())
+        gap = 100 * (model - engine) / max(len(x), 1)
+        _report(f"engine loss, {name} {split} digits drawn plainly", len(x), engine,
+                f"model alone on the crops {100 * model / max(len(x), 1):.2f}%, gap {gap:.2f} points")
+
+
+def evaluate_categories(
+    pools: list[heldout.Pool], seed: int, per_value: int, split: str, classifier: Classifier, pool: ThreadPoolExecutor
+) -> None:
+    """The held-out scene set through the whole engine: a line per category and value, then all of them and the
+    lowest."""
+    scenes = heldout.categorised_scenes(pools, seed, per_value, map_fn=pool.map)
+    reads = read_all([jpeg for _, _, jpeg, _ in scenes], classifier, pool)
+    right = Counter((axis, value) for (axis, value, _, number), got in zip(scenes, reads, strict=True)
+                    if (got or "") == number)
+    name = f"held-out {split} scenes"
+    categories = [(axis, value) for axis, values in heldout.AXES.items() for value in values]
+    for axis, value in categories:
+        _report(f"{name}: {axis} {value}", per_value, right[axis, value])
+    _report(f"{name}: all", len(scenes), right.total(), f"seed {seed}")
+    axis, value = min(categories, key=lambda category: right[category])
+    _report(f"{name}: lowest, {axis} {value}", per_value, right[axis, value])
+
+
 def _report(name: str, total: int, correct: int, note: str = "") -> None:
     print(f"{name:<60} {correct:>5}/{total:<5} {100 * correct / max(total, 1):6.2f}%  {note}".rstrip(), flush=True)
 
@@ -97,16 +144,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backend", default=config.backend, choices=BACKENDS, help="what runs the model")
     parser.add_argument("--scenes", type=int, default=600, help="how many digit scenes to generate")
     parser.add_argument("--blank", type=int, default=600, help="how many blank scenes to generate")
+    parser.add_argument("--loss", type=int, default=3000, help="how many single digits for the engine's loss")
+    parser.add_argument("--per-value", type=int, default=heldout.PER_VALUE, help="held-out scenes per category value")
+    parser.add_argument("--validation", action="store_true",
+                        help="engine loss and held-out scenes from the validation digits and seed, not the test ones")
     parser.add_argument("--verbose", action="store_true", help="list the misread files")
     args = parser.parse_args(argv)
 
     classifier = load_classifier(args.model, args.backend)
     folders = [ROOT / "samples"] + [args.data / "photos-dev" / name for name in ("photo", "canvas", "processed")]
+    extra = args.data / "photos-extra" / "photo"
     misreads = []
     with ThreadPoolExecutor() as pool:
-        for folder in folders:
+        for folder in folders + [extra]:
             if folder.is_dir():
-                misreads += evaluate_folder(folder, classifier, pool)
+                misreads += evaluate_folder(folder, classifier, pool, multi_digit=folder == extra)
         for name in ("mnist", "usps"):
             path = args.data / f"{name}.npz"
             if path.exists():
@@ -115,6 +167,14 @@ def main(argv: list[str] | None = None) -> None:
             evaluate_digit_scenes(args.scenes, args.data / "mnist.npz", classifier, pool)
         if args.blank:
             evaluate_blank(args.blank, classifier, pool)
+        if all((args.data / f"{name}.npz").exists() for name in ("mnist", "usps")):
+            split = "validation" if args.validation else "test"
+            pools = heldout.validation_digits(args.data) if args.validation else heldout.test_digits(args.data)
+            if args.loss:
+                evaluate_engine_loss(pools, args.loss, split, classifier, pool)
+            if args.per_value:
+                seed = heldout.VALIDATION_SEED if args.validation else heldout.TEST_SEED
+                evaluate_categories(pools, seed, args.per_value, split, classifier, pool)
     if args.verbose and misreads:
         print("\nmisread (path, label, read):")
         for path, expected, read in misreads:

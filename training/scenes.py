@@ -2,15 +2,20 @@
 
     blank_scene(rng)                 -> (H, W, 3) uint8 BGR photo of paper with NO digit on it
     digit_scene(rng, digits)         -> (image, boxes): the digits written as ink on such a paper
+    digit_scene(rng, digits, look=Look(stroke="marker"))   the same with some of its looks fixed
+    plain_scene(digit)               -> one digit in black ink on plain white paper: no light, no camera
     encode_jpeg(image, quality)      -> bytes, what a phone sends
 
 A scene is built in the order light travels: a surface (table, sheet of paper with its tone, ruled or
 squared lines, specks), then ink, then lighting (gradient, shadow, glare), then the camera (defocus blur,
 sensor noise, JPEG). Every random choice comes from the `np.random.Generator` passed in, so a seed gives
-the same scene again.
+the same scene again; a default `Look` makes the very draws it always made, so training's scenes and
+`make eval`'s stay the same.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass, fields
 
 import cv2
 import numpy as np
@@ -29,6 +34,8 @@ PAPER_TONES = {
     "pale pink": (215, 205, 245),
     "pale green": (200, 235, 205),
 }
+PAPER_WEIGHTS = dict(zip(PAPER_TONES, [5, 3, 3, 2, 2, 2, 1, 1.5, 1, 1, 1], strict=True))
+RULING_WEIGHTS = {"none": 0.35, "ruled": 0.25, "squared": 0.2, "dotted": 0.05, "ruled+margin": 0.15}
 TABLE_TONES = [(60, 90, 130), (40, 55, 75), (120, 120, 120), (30, 30, 30), (90, 130, 170), (200, 200, 200)]
 INK_TONES = {
     "black": (25, 25, 25),
@@ -39,6 +46,58 @@ INK_TONES = {
     "green": (50, 110, 30),
     "marker": (10, 10, 10),
 }
+
+# What a `Look` can fix. Pens: the stroke's width as a share of the digit's ink height (at least 1 px) and the
+# ink they write with (None: any, as usual); MNIST's own strokes are about 12% of its digits' height.
+STROKES = {
+    "hairline": ((0.0, 0.0), "pencil"),  # 1 px at any size: a sharp pencil, or a small digit seen from afar
+    "pencil": ((0.03, 0.05), "pencil"),
+    "ballpoint": ((0.05, 0.08), None),
+    "marker": ((0.16, 0.24), None),
+}
+# Layouts: the space between neighbours' nearest strokes as a share of the ink height (negative: they overlap),
+# or None: spaced as usual, each digit's strokes cut once or twice instead.
+LAYOUTS = {"gaps": (0.1, 0.3), "touching": (-0.06, -0.02), "broken": None}
+# Papers: the tones they may have (None: any) and what is printed on them.
+PAPERS = {
+    "white": (("white", "cool white", "warm white"), ("none",)),
+    "grey": (("grey", "light grey"), ("none",)),
+    "lined": (None, ("ruled", "ruled+margin")),
+    "squared": (None, ("squared",)),
+}
+# Lights: the chances of a shadow and of glare, the exposure's range, and how uneven the light is (gradient,
+# vignette); None is the mix training sees.
+LIGHTS = {
+    None: (0.5, 0.2, (0.55, 1.1), 1.0),
+    "even": (0.0, 0.0, (0.85, 1.1), 0.2),
+    "shadow": (1.0, 0.0, (0.55, 1.1), 1.0),
+    "glare": (0.0, 1.0, (0.55, 1.1), 1.0),
+    "dim": (0.0, 0.0, (0.3, 0.5), 1.0),
+}
+SCREENS = {None: 0.5, "dark": 1.0, "light": 0.0}  # the chance that a drawing app's canvas is dark
+INK_SHARE = 20 / 28  # of an MNIST box, its digit's ink: what a digit's size means to people
+
+
+@dataclass(frozen=True)
+class Look:
+    """What a scene is fixed to, axis by axis, so that an evaluation can be read by category; None draws that
+    axis at random, as training's scenes do."""
+
+    stroke: str | None = None  # a pen of STROKES
+    size: float | None = None  # the digits' ink height as a share of the frame's height
+    layout: str | None = None  # a layout of LAYOUTS
+    paper: str | None = None  # a paper of PAPERS (style "paper")
+    lighting: str | None = None  # a light of LIGHTS (style "paper")
+    screen: str | None = None  # "dark" (light ink on a dark canvas) or "light" (style "screen")
+
+    def __post_init__(self) -> None:
+        known = {"stroke": STROKES, "layout": LAYOUTS, "paper": PAPERS, "lighting": LIGHTS, "screen": SCREENS}
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if value is not None and field.name in known and value not in known[field.name]:
+                raise ValueError(f"unknown {field.name} {value!r}: one of {[k for k in known[field.name] if k]}")
+        if self.size is not None and not 0 < self.size <= 1:
+            raise ValueError(f"size {self.size} is not a share of the frame's height")
 
 
 # ---------------------------------------------------------------- surfaces
@@ -56,12 +115,15 @@ def _paper_texture(rng: np.random.Generator, h: int, w: int, strength: float) ->
     return 1.0 + np.float32(strength) * (0.6 * field + 0.4 * fine)
 
 
-def _surface(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """A table with a sheet of paper on it (or paper filling the frame).
+def _surface(
+    rng: np.random.Generator, h: int, w: int, tones: tuple[str, ...] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A table with a sheet of paper on it (or paper filling the frame), of one of `tones` (None: any).
 
     Returns the float32 BGR image and the float32 (H, W) paper mask (1 on paper, 0 on the table).
     """
-    tone_name = rng.choice(list(PAPER_TONES), p=_paper_weights())
+    names = list(tones or PAPER_TONES)
+    tone_name = rng.choice(names, p=_chances(PAPER_WEIGHTS, names))
     paper = _jitter(rng, PAPER_TONES[tone_name], 8)
     img = np.empty((h, w, 3), np.float32)
     img[:] = paper
@@ -91,15 +153,17 @@ def _surface(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.n
     return img, mask
 
 
-def _paper_weights() -> list[float]:
-    w = np.array([5, 3, 3, 2, 2, 2, 1, 1.5, 1, 1, 1], np.float64)
+def _chances(weights: dict[str, float], names: list[str]) -> list[float]:
+    """The chances of `names` in proportion to their weights (all the names: exactly the usual chances)."""
+    w = np.array([weights[name] for name in names], np.float64)
     return list(w / w.sum())
 
 
-def _rules(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray) -> None:
-    """Ruled lines, a margin, squares or dots printed on the paper (in place)."""
+def _rules(rng: np.random.Generator, img: np.ndarray, mask: np.ndarray, kinds: tuple[str, ...] | None = None) -> None:
+    """Ruled lines, a margin, squares or dots printed on the paper (in place): one of `kinds` (None: any)."""
     h, w = mask.shape
-    kind = rng.choice(["none", "ruled", "squared", "dotted", "ruled+margin"], p=[0.35, 0.25, 0.2, 0.05, 0.15])
+    names = list(kinds or RULING_WEIGHTS)
+    kind = rng.choice(names, p=_chances(RULING_WEIGHTS, names))
     if kind == "none":
         return
     layer = np.zeros((h, w), np.float32)
@@ -179,12 +243,14 @@ def _smooth_field(
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
 
 
-def _lighting(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
+def _lighting(rng: np.random.Generator, img: np.ndarray, light: str | None = None) -> np.ndarray:
+    """The light of LIGHTS[light] on the scene: gradient, vignette, exposure, maybe a shadow and glare."""
     h, w = img.shape[:2]
+    shadow_chance, glare_chance, exposures, uneven = LIGHTS[light]
     # Linear gradient plus a vignette, as brightness factors, computed on a small grid.
-    gx, gy = rng.normal(0, 0.25, 2)
-    vignette = rng.uniform(0, 0.35)
-    exposure = rng.uniform(0.55, 1.1)
+    gx, gy = rng.normal(0, 0.25, 2) * uneven
+    vignette = rng.uniform(0, 0.35) * uneven
+    exposure = rng.uniform(*exposures)
 
     def light_field(small: np.ndarray, _scale: float) -> None:
         sh, sw = small.shape
@@ -194,7 +260,7 @@ def _lighting(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
 
     light = _smooth_field(rng, h, w, light_field, 0)
     # A soft shadow (hand, phone, head) with a blurred polygon edge.
-    if rng.random() < 0.5:
+    if rng.random() < shadow_chance:
         pts_frac = np.stack([rng.uniform(-0.3, 1.3, 5), rng.uniform(-0.3, 1.3, 5)], 1)
         depth = rng.uniform(0.15, 0.55)
 
@@ -206,7 +272,7 @@ def _lighting(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
         light *= 1.0 - depth * _smooth_field(rng, h, w, shadow, rng.uniform(3, 25) / 240)
     # Glare: a bright soft ellipse that washes colour out.
     glare = None
-    if rng.random() < 0.2:
+    if rng.random() < glare_chance:
         c = rng.uniform(0, 1, 2)
         ax = (rng.uniform(0.05, 0.3), rng.uniform(0.05, 0.25))
         angle, amount = rng.uniform(0, 180), rng.uniform(0.2, 0.7)
@@ -291,6 +357,8 @@ def digit_scene(
     width: int = 320,
     digit_height: float | None = None,
     style: str = "paper",
+    *,
+    look: Look = Look(),
 ) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
     """Write `digits` (white-on-black images such as MNIST's 28x28, left to right) as ink on a
     photo-like paper. Returns the uint8 BGR image and one box (x, y, w, h) per digit: the tight
@@ -300,15 +368,20 @@ def digit_scene(
     by default it is drawn so that the digits fit the frame with a margin.
     `style` "paper" is a phone photo of paper; "screen" is a drawing app's canvas (flat background,
     light-on-dark or dark-on-light, maybe a screenshot's sharp edges, no camera).
+    `look` fixes some of the scene's looks (see `Look`); its `size` stands for `digit_height`.
     """
     n = len(digits)
+    if look.size is not None:
+        if digit_height is not None:
+            raise ValueError("give digit_height or look.size, not both")
+        digit_height = look.size * height / INK_SHARE
     if digit_height is None:
         most = min(height * 0.9, width * 0.92 / max(n * 0.75, 1.0))
         digit_height = rng.uniform(min(0.22 * height, most * 0.6), most)
-    layer, boxes = _ink_layer(rng, digits, height, width, digit_height)
+    layer, boxes = _ink_layer(rng, digits, height, width, digit_height, look)
 
     if style == "screen":
-        dark = rng.random() < 0.5
+        dark = rng.random() < SCREENS[look.screen]
         bg = _jitter(rng, (20, 20, 20) if dark else (250, 250, 250), 6)
         fg = _jitter(rng, (245, 245, 245) if dark else (15, 15, 15), 8) if rng.random() < 0.8 else _jitter(
             rng, list(INK_TONES.values())[rng.integers(len(INK_TONES))], 30
@@ -322,45 +395,69 @@ def digit_scene(
         return (_jpeg_roundtrip(rng, img) if rng.random() < 0.5 else img), boxes
 
     # Paper: keep the digits on the sheet (a few tries), ink only where there is paper.
+    tones, rulings = PAPERS[look.paper] if look.paper else (None, None)
     for _ in range(4):
-        img, mask = _surface(rng, height, width)
+        img, mask = _surface(rng, height, width, tones)
         if float((layer * mask).sum()) >= 0.97 * float(layer.sum()):
             break
     else:
-        img, mask = _surface_plain(rng, height, width)
-    _rules(rng, img, mask)
+        img, mask = _surface_plain(rng, height, width, tones[0] if tones else "white")
+    _rules(rng, img, mask, rulings)
     _specks(rng, img, mask)
     ink_name = rng.choice(list(INK_TONES), p=[0.3, 0.3, 0.1, 0.15, 0.05, 0.03, 0.07])
+    if look.stroke:
+        ink_name = STROKES[look.stroke][1] or ink_name
     ink = _jitter(rng, INK_TONES[ink_name], 10)
     strength = rng.uniform(0.55, 1.0) if ink_name == "pencil" else rng.uniform(0.8, 1.0)
     _blend(img, layer * mask * strength, ink)
-    img = _lighting(rng, img)
+    img = _lighting(rng, img, look.lighting)
     img = _camera(rng, img)
     return _jpeg_roundtrip(rng, img), boxes
 
 
-def _surface_plain(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+def plain_scene(digit: np.ndarray, height: int = 240, width: int = 320, size: float = 0.6) -> np.ndarray:
+    """One digit as it is (upright, no jitter) in black ink in the middle of plain white paper, its ink `size`
+    of the frame's height; no light, no camera. What the engine gets wrong on it, the engine alone gets wrong."""
+    a = ink_alpha(digit, size * height / INK_SHARE)
+    layer = np.zeros((height, width), np.float32)
+    _paste_max(layer, a, (width - a.shape[1]) // 2, (height - a.shape[0]) // 2)
+    img = np.empty((height, width, 3), np.float32)
+    img[:] = PAPER_TONES["white"]
+    _blend(img, layer, np.asarray(INK_TONES["black"], np.float32))
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _surface_plain(rng: np.random.Generator, h: int, w: int, tone: str = "white") -> tuple[np.ndarray, np.ndarray]:
     img = np.empty((h, w, 3), np.float32)
-    img[:] = _jitter(rng, PAPER_TONES["white"], 10)
+    img[:] = _jitter(rng, PAPER_TONES[tone], 10)
     img *= _paper_texture(rng, h, w, 0.01)[..., None]
     return img, np.ones((h, w), np.float32)
 
 
 def _ink_layer(
-    rng: np.random.Generator, digits: list[np.ndarray], height: int, width: int, digit_height: float
+    rng: np.random.Generator,
+    digits: list[np.ndarray],
+    height: int,
+    width: int,
+    digit_height: float,
+    look: Look = Look(),
 ) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
     """The digits' ink coverage (H, W) in [0, 1] laid along a slightly tilted baseline, and their boxes."""
     n = len(digits)
     step = digit_height * rng.uniform(0.55, 0.85)
     total = step * (n - 1) + digit_height
     x0 = rng.uniform(0, max(1.0, width - total)) if total < width else (width - total) / 2
-    y_base = rng.uniform(0, max(1.0, height - digit_height))
+    # A size the look sets may fill the frame: then the ink must fit it, not the MNIST box around the ink.
+    margin = 0.0 if look.size is None else digit_height * (1 - INK_SHARE) / 2
+    y_base = rng.uniform(-margin, max(1.0 - margin, height - digit_height + margin))
     slope = rng.normal(0, 0.05)
     boxes: list[tuple[int, int, int, int]] = []
     layer = np.zeros((height, width), np.float32)
     for i, digit in enumerate(digits):
         s = digit_height * rng.uniform(0.9, 1.1)
         a = ink_alpha(digit, s, rng)
+        if look.stroke:
+            a = _pen(a, max(1.0, rng.uniform(*STROKES[look.stroke][0]) * s * INK_SHARE))
         # A little rotation and shear per digit (people write unevenly).
         angle, shear = rng.normal(0, 6), rng.normal(0, 0.1)
         c = a.shape[0] / 2
@@ -368,10 +465,102 @@ def _ink_layer(
         m[0, 1] += shear
         m[0, 2] -= shear * c
         a = cv2.warpAffine(a, m, a.shape[::-1], flags=cv2.INTER_LINEAR)
+        if look.layout == "broken":
+            a = _break(rng, a)
         x = int(round(x0 + i * step + rng.normal(0, step * 0.05)))
         y = int(round(y_base + slope * (x - x0) + rng.normal(0, digit_height * 0.04)))
+        if i and look.layout in ("gaps", "touching"):
+            gap = rng.uniform(*LAYOUTS[look.layout]) * s * INK_SHARE
+            x = _beside(layer, a, x, y, float(np.copysign(max(abs(gap), 2.0), gap)))
         boxes.append(_paste_max(layer, a, x, y))
     return layer, boxes
+
+
+def _beside(layer: np.ndarray, a: np.ndarray, x: int, y: int, gap: float) -> int:
+    """Where glyph `a`, its top at row y, goes so that its strokes come `gap` px after the ink already in
+    `layer` (negative: into it) in the row where they come nearest; x when no row has ink of both."""
+    top, bottom = max(y, 0), min(y + a.shape[0], layer.shape[0])
+    before, glyph = layer[top:bottom] > 0.3, a[top - y : bottom - y] > 0.3
+    rows = before.any(axis=1) & glyph.any(axis=1)
+    if not rows.any():
+        return x
+    right = before.shape[1] - 1 - before[:, ::-1].argmax(axis=1)
+    left = glyph.argmax(axis=1)
+    return int(round((right - left)[rows].max() + 1 + gap))
+
+
+def _pen(a: np.ndarray, width: float) -> np.ndarray:
+    """The glyph's strokes drawn again along their centre line by a round pen `width` px wide, anti-aliased."""
+    line = _centre_line(a > 0.5)
+    dist = cv2.distanceTransform(1 - line, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
+    return np.clip(width / 2 + 0.5 - dist, 0, 1).astype(np.float32)
+
+
+def _break(rng: np.random.Generator, a: np.ndarray) -> np.ndarray:
+    """The glyph with one or two bands erased across its strokes, the gaps a pen that skips or lifts leaves:
+    an open 4, a 5 whose flag stands apart."""
+    ink = a > 0.5
+    ys, xs = np.nonzero(_centre_line(ink))
+    half = cv2.distanceTransform(ink.astype(np.uint8), cv2.DIST_L2, 3)  # on the centre line: half the width
+    out = a.copy()
+    for _ in range(int(rng.integers(1, 3)) if len(xs) else 0):
+        i = int(rng.integers(len(xs)))
+        reach = 2 * half[ys[i], xs[i]] + 3
+        near = (np.abs(xs - xs[i]) <= reach) & (np.abs(ys - ys[i]) <= reach)
+        if near.sum() < 3:
+            continue
+        # Across the stroke is where the centre line nearby spreads least.
+        across = np.linalg.eigh(np.cov(np.stack([xs[near], ys[near]]).astype(np.float64)))[1][:, 0] * reach
+        band = np.zeros_like(a)
+        thick = max(2, round(rng.uniform(0.05, 0.12) * a.shape[0] * INK_SHARE))
+        cv2.line(band, _pt((xs[i], ys[i]) - across), _pt((xs[i], ys[i]) + across), 1.0, thick, cv2.LINE_AA)
+        out *= 1 - band
+    return out
+
+
+def _centre_line(mask: np.ndarray) -> np.ndarray:
+    """The one-pixel centre line (uint8, 1 on it) of a binary mask's strokes, connected as they are. Thinning
+    peels a pixel off each side per pass, so wide strokes are thinned on a copy shrunk to about 12 px wide and
+    their centre line is drawn back at full size."""
+    h, w = mask.shape
+    if not mask.any():
+        return np.zeros((h, w), np.uint8)
+    quarter = float(cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)[mask].mean())  # of the width
+    scale = quarter / 3
+    if scale < 1.5:
+        return _thin(mask).astype(np.uint8)
+    size = (max(1, round(w / scale)), max(1, round(h / scale)))
+    small = _thin(cv2.resize(mask.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.5)
+    ys, xs = np.nonzero(small)
+    padded = np.pad(small, 1)
+    ends = [(0, 1), (1, 0), (1, 1), (1, -1)]  # each pair of neighbours once
+    pairs = [np.stack([xs, ys, xs + dx, ys + dy], 1)[padded[ys + 1 + dy, xs + 1 + dx]] for dy, dx in ends]
+    pairs.append(np.stack([xs, ys, xs, ys], 1))  # a lone pixel is a dot
+    segments = (np.concatenate(pairs).reshape(-1, 2, 2) + 0.5) * (w / size[0], h / size[1]) - 0.5
+    line = np.zeros((h, w), np.uint8)
+    cv2.polylines(line, list(np.round(segments).astype(np.int32)), False, 1)
+    return line
+
+
+def _thin(mask: np.ndarray) -> np.ndarray:
+    """Zhang-Suen thinning of a binary mask to lines one pixel wide (bool)."""
+    img = np.pad(mask.astype(bool), 1)
+    core = img[1:-1, 1:-1]
+    changed = True
+    while changed:
+        changed = False
+        for first in (True, False):
+            n, ne, e, se = img[:-2, 1:-1], img[:-2, 2:], img[1:-1, 2:], img[2:, 2:]
+            s, sw, w, nw = img[2:, 1:-1], img[2:, :-2], img[1:-1, :-2], img[:-2, :-2]
+            ring = (n, ne, e, se, s, sw, w, nw, n)
+            count = sum(p.astype(np.uint8) for p in ring[:8])
+            turns = sum((~p & q).astype(np.uint8) for p, q in zip(ring[:8], ring[1:], strict=True))
+            kept = (n & e & s) | (e & s & w) if first else (n & e & w) | (n & s & w)
+            drop = core & (count >= 2) & (count <= 6) & (turns == 1) & ~kept
+            if drop.any():
+                core[drop] = False
+                changed = True
+    return core.copy()
 
 
 def _paste_max(layer: np.ndarray, a: np.ndarray, x: int, y: int) -> tuple[int, int, int, int]:

@@ -27,12 +27,12 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
-from server.engine.classifier import to_litert  # noqa: E402
+from server.engine.backends import to_litert  # noqa: E402
 from training import augment, negatives, scene_data, strokes  # noqa: E402
+from training.split import MNIST_VALIDATION, SPLIT_SEED, usps_split  # noqa: E402
 
 NUM_CLASSES = 11
 NOT_A_DIGIT = 10
-SPLIT_SEED = 2026  # fixed: the validation split never changes with --seed
 
 # ---------------------------------------------------------------- settings
 
@@ -69,13 +69,11 @@ def main(argv: list[str] | None = None) -> dict:
     mnist_x, mnist_y = data["mnist_train"]
     usps_x, usps_y = data["usps_train"]
     # Validation: the last 5,000 of MNIST train and a fixed 10% of USPS train, kept out of training.
-    usps_order = np.random.default_rng(SPLIT_SEED).permutation(len(usps_x))
-    n_usps_val = len(usps_x) // 10
-    usps_val, usps_tr = usps_order[:n_usps_val], usps_order[n_usps_val:]
-    train_x = np.concatenate([mnist_x[:-5000], usps_x[usps_tr]])
-    train_y = np.concatenate([mnist_y[:-5000], usps_y[usps_tr]])
-    val_x = np.concatenate([mnist_x[-5000:], usps_x[usps_val]])
-    val_y = np.concatenate([mnist_y[-5000:], usps_y[usps_val]])
+    usps_val, usps_tr = usps_split(len(usps_x))
+    train_x = np.concatenate([mnist_x[:-MNIST_VALIDATION], usps_x[usps_tr]])
+    train_y = np.concatenate([mnist_y[:-MNIST_VALIDATION], usps_y[usps_tr]])
+    val_x = np.concatenate([mnist_x[-MNIST_VALIDATION:], usps_x[usps_val]])
+    val_y = np.concatenate([mnist_y[-MNIST_VALIDATION:], usps_y[usps_val]])
     if args.limit:
         pick = rng.choice(len(train_x), min(args.limit, len(train_x)), replace=False)
         train_x, train_y = train_x[pick], train_y[pick]
