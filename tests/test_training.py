@@ -89,3 +89,21 @@ def test_training_smoke_run_writes_a_loadable_model(tmp_path):
     assert 0.0 <= figures["mnist_test_accuracy"] <= 1.0
     assert (tmp_path / "report" / "confusion_matrix.png").exists()
     assert (tmp_path / "report" / "training_curves.png").exists()
+
+
+@pytest.mark.data
+def test_locator_smoke_run_writes_a_model_and_its_conversion(tmp_path):
+    """The locator experiment (training/train_locator.py) still trains, evaluates and saves end to end."""
+    if not (DATA / "usps.npz").exists():
+        pytest.skip(f"shared data not found at {DATA}: the smoke run needs mnist.npz and usps.npz")
+    from server.engine.backends import LiteRTRun
+    from training.train_locator import main
+
+    out = tmp_path / "locator.keras"
+    figures = main(["--data", str(DATA), "--out", str(out), "--scenes", "64", "--validation", "16", "--epochs", "1",
+                    "--batch", "16"])
+
+    assert figures["scenes"] == 16 and figures["found"] + figures["missed"] == figures["digits"]
+    x = np.random.default_rng(0).random((1, 96, 128, 1), dtype=np.float32)
+    outputs = LiteRTRun(out.with_suffix(".tflite").read_bytes(), x.shape)(x)
+    assert outputs.shape == (1, 24, 32, 3)  # heatmap and log box sizes on a grid of 4 input pixels
