@@ -6,8 +6,9 @@ DATA   ?= ../shared/data
 HOST   ?= 127.0.0.1
 PORT   ?= 5000
 MINUTES ?= 30
+WORKERS ?= 2
 
-.PHONY: run test lint train eval bench fuzz soak browser clean
+.PHONY: run cluster test lint train eval bench fuzz soak browser services clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,17 +27,31 @@ $(VENV)/.installed: requirements.txt requirements-serve.txt | $(BIN)/python
 run: $(VENV)/.serve
 	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m server
 
-# Browser tests need Debian's chromium; install it when missing and we may (root, apt-get).
-browser:
-	@test -x /usr/bin/chromium || { \
+# Redis, $(WORKERS) workers and HAProxy on this machine, in the foreground (server/cluster.py): the balancer on
+# HOST:PORT, the workers on 127.0.0.1:PORT+1.., Redis after them. Ctrl-C stops them all, the workers draining first.
+cluster: $(VENV)/.serve services
+	HOST=$(HOST) PORT=$(PORT) $(BIN)/python -m server.cluster --workers $(WORKERS)
+
+# Debian packages, installed when a binary is missing and we may (root, apt-get): $(1) binaries, $(2) packages.
+define apt_install
+	@$(foreach binary,$(1),test -x $(binary) &&) true || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
-	  else echo "chromium missing: browser tests will be skipped (apt-get install chromium)"; fi; }
+	    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(2); \
+	  else echo "$(2) missing: $(3) (apt-get install $(2))"; fi; }
+endef
+
+# Browser tests need chromium.
+browser:
+	$(call apt_install,/usr/bin/chromium,chromium,browser tests will be skipped)
+
+# The cluster and its tests need redis-server and haproxy.
+services:
+	$(call apt_install,/usr/bin/redis-server /usr/sbin/haproxy,redis-server haproxy,cluster tests will be skipped)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 
-test: $(VENV)/.installed browser lint
+test: $(VENV)/.installed browser services lint
 	$(BIN)/python -m pytest -q
 
 train: $(VENV)/.installed

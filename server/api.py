@@ -15,8 +15,12 @@ api = Blueprint("api", __name__)
 
 
 @api.get("/healthz")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+async def healthz() -> tuple[dict[str, str], int]:
+    # A draining worker says so, and a balancer's health check sends new clients elsewhere. Redis is not
+    # checked: a worker without it still recognises, so it must stay in the balancer.
+    if state().closing:
+        return {"status": "draining"}, 503
+    return {"status": "ok"}, 200
 
 
 @api.get("/metrics")

@@ -17,7 +17,7 @@ from .config import Config
 from .metrics import Metrics
 from .pages import pages
 from .socket_route import sockets
-from .state import State
+from .state import State, state, worker_name
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
@@ -38,21 +38,26 @@ def create_app(config: Config) -> Quart:
 
     @app.while_serving
     async def serving() -> AsyncIterator[None]:
-        metrics = Metrics()
+        worker = worker_name(config)
+        metrics = Metrics(worker)
         batcher = Batcher(engine.load_classifier(config.model_path, config.backend), metrics,
                           max_batch=config.max_batch, batch_wait_ms=config.batch_wait_ms, threads=config.threads,
                           max_pixels=config.max_pixels, fault_marker=config.fault_marker.encode())
         batcher.start()
         watcher = asyncio.create_task(_watch_loop_lag(metrics))
-        app.extensions["digits"] = State.build(config, batcher, metrics)
+        shared = State.build(config, worker, batcher, metrics)
+        await shared.sessions.start()
+        app.extensions["digits"] = shared
         yield
         watcher.cancel()
+        await shared.sessions.stop()
         await batcher.close()
         log.info("stopped")
 
     @app.after_request
     async def security_headers(response: Response) -> Response:
         response.headers.update(SECURITY_HEADERS)
+        response.headers["X-Worker"] = state().worker  # behind a balancer: which worker answered
         return response
 
     @app.errorhandler(HTTPException)

@@ -26,7 +26,8 @@ class Config:
     # Network
     host: str = _opt("127.0.0.1", "address to listen on (0.0.0.0 for phones on the LAN)")
     port: int = _opt(5000, "TCP port")
-    workers: int = _opt(1, "Hypercorn worker processes (history is per worker)")
+    workers: int = _opt(1, "Hypercorn worker processes (sessions are per worker unless redis_url is set)")
+    worker_name: str = _opt("", "this worker's name in /metrics and the X-Worker header (default HOSTNAME:PORT)")
     certfile: str = _opt("", "TLS certificate (PEM); phones need HTTPS for the camera")
     keyfile: str = _opt("", "TLS private key (PEM)")
     web_dir: str = _opt(str(ROOT / "web"), "the page and its assets; nothing outside it is served")
@@ -41,6 +42,9 @@ class Config:
     history_frames: int = _opt(120, "frames kept per connection")
     history_bytes: int = _opt(16 * 2**20, "image bytes kept per connection")
     resume_grace_s: float = _opt(60.0, "how long a dropped session waits for its client")
+    redis_url: str = _opt("", "Redis for sessions and history shared by every worker (redis://HOST:PORT/DB); "
+                              "empty: in this worker's memory")
+    redis_timeout_s: float = _opt(0.5, "longest wait for Redis on any call; beyond it history is kept in memory")
     # Limits
     max_message_bytes: int = _opt(8 * 2**20, "largest WebSocket message or upload")
     max_pixels: int = _opt(40_000_000, "largest image, in pixels")

@@ -2,8 +2,9 @@
 
 Quart queues every incoming message without bound, so the reader takes each message at once and decides
 on the spot: live frames keep only the newest pending one (older ones are reported `skipped`), photos
-queue up to `max_queued_photos` / `max_queued_bytes`, control messages are answered. Everything outgoing
-goes through one outbox drained by the writer task, so messages leave in the order they were produced.
+queue up to `max_queued_photos` / `max_queued_bytes`, control messages are answered (the reader waits only for
+the session store, which answers from memory or within `redis_timeout_s`). Everything outgoing goes through one
+outbox drained by the writer task, so messages leave in the order they were produced.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from .history import Entry
 from .limits import RateLimiter
 from .metrics import Metrics
 from .protocol import ImageMessage, ProtocolError
-from .sessions import Session
+from .sessions import Session, TakenOver
 
 log = logging.getLogger("digits.connection")
 
@@ -44,9 +45,9 @@ class _Close:
 
 
 class Connection:
-    def __init__(self, ws: Websocket, session: Session, config: Config, batcher: Batcher, metrics: Metrics) -> None:
+    def __init__(self, ws: Websocket, config: Config, batcher: Batcher, metrics: Metrics) -> None:
         self.ws = ws
-        self.session = session
+        self.session: Session  # set by run(), once the store has opened it
         self.config = config
         self.batcher = batcher
         self.metrics = metrics
@@ -61,12 +62,16 @@ class Connection:
         self._photo_bytes = 0
         self._photo_turn = asyncio.Lock()  # FIFO: photos enter the engine one at a time, in order
         self._replay: asyncio.Task[None] | None = None
+        self._told_degraded = False  # whether the client was last told that its history is kept here only
 
-    async def run(self, resumed: bool) -> None:
-        """Serve the socket until it closes (either side); Quart cancels us when the client goes."""
+    async def run(self, session: Session, resumed: bool) -> None:
+        """Serve the socket on `session` until it closes (either side); Quart cancels us when the client goes."""
+        self.session = session
         limits = {name: getattr(self.config, name)
                   for name in ("max_message_bytes", "max_pixels", "max_fps", "history_frames", "history_bytes")}
-        self.send(protocol.hello(self.session.token, resumed, len(self.session.history), limits))
+        held = len((await session.snapshot()).entries)
+        self.send(protocol.hello(session.token, resumed, held, limits))
+        self._report_store()
         reader = asyncio.create_task(self._read())
         writer = asyncio.create_task(self._write())
         try:
@@ -98,6 +103,10 @@ class Connection:
         self._cancel_work()
         self.close(code, reason)
 
+    async def hand_over(self) -> None:
+        """A newer connection resumed this session: answer what is in flight, then close with 4001."""
+        await self.finish(protocol.CLOSE_TAKEN_OVER, "session taken over by a newer connection")
+
     def _cancel_work(self) -> None:
         self._live_next = None  # or cancelling the live task would start it
         for task in (self._live, self._replay, *self._photos):
@@ -116,6 +125,12 @@ class Connection:
             return
         self._outbox_bytes += len(item)
         self._outbox.put_nowait(item)
+
+    def _report_store(self) -> None:
+        """Tell the client when its history starts or stops being kept in this worker only (Redis trouble)."""
+        if self.session.degraded != self._told_degraded:
+            self._told_degraded = self.session.degraded
+            self.send(protocol.history_store(shared=not self._told_degraded))
 
     def send_error(self, code: str, message: str, frame: int | None = None) -> None:
         self.metrics.errors.inc(code=code)
@@ -149,14 +164,14 @@ class Connection:
             if self.closing:
                 continue  # the socket is about to close; new work would not be answered
             try:
-                self._on_message(message, received)
+                await self._on_message(message, received)
             except ProtocolError as error:
                 self.send_error(error.code, error.message, error.frame)
             # Quart hands over a backlog without suspending: yield, so that under a flood the writer sends the
             # answers as they are made instead of the outbox overflowing (which would close a client that reads).
             await asyncio.sleep(0)
 
-    def _on_message(self, message: str | bytes | None, received: float) -> None:
+    async def _on_message(self, message: str | bytes | None, received: float) -> None:
         if not message:
             raise ProtocolError("bad_message", "empty message")
         size = len(message) if isinstance(message, bytes) else len(message.encode())
@@ -168,7 +183,7 @@ class Connection:
         elif isinstance(message, bytes):
             self._on_image(protocol.parse_image(message), received)
         else:
-            self._on_control(protocol.parse_control(message))
+            await self._on_control(protocol.parse_control(message))
 
     def _on_image(self, image: ImageMessage, received: float) -> None:
         self.metrics.received.inc(kind=image.kind_name)
@@ -230,15 +245,20 @@ class Connection:
             self.send_error("internal", str(error), image.frame)
             return
         try:
-            self._answer(image, received, outcome)
+            await self._answer(image, received, outcome)
+        except TakenOver:  # a newer connection owns the session: this frame can no longer enter its history
+            self.close(protocol.CLOSE_TAKEN_OVER, "session taken over by a newer connection")
         except Exception as error:  # a bug of ours: the frame still gets its one answer, and the log says why
             log.error("answering frame %d failed", image.frame, exc_info=error)
             self.send_error("internal", str(EngineFailure()), image.frame)
 
-    def _answer(self, image: ImageMessage, received: float, outcome: Outcome) -> None:
+    async def _answer(self, image: ImageMessage, received: float, outcome: Outcome) -> None:
         """Keep the frame in the history, send its result, then report what the history evicted for it."""
-        seq, evicted = self.session.history.add(image.frame, image.kind_name, self.session.elapsed(received),
-                                                image.data, outcome.result)
+        writing = time.perf_counter()
+        seq, evicted = await self.session.add(image.frame, image.kind_name, self.session.elapsed(received),
+                                              image.data, outcome.result)
+        self.metrics.history_write.observe(time.perf_counter() - writing)
+        self._report_store()
         self.send(protocol.result(image.frame, image.kind_name, seq, outcome.result,
                                   outcome.timings_until_now(received), outcome.batch_size))
         self.metrics.answered.inc(kind=image.kind_name)
@@ -247,49 +267,56 @@ class Connection:
 
     # Control
 
-    def _on_control(self, message: dict[str, Any]) -> None:
+    async def _on_control(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         if kind == "ping":
             self.send(protocol.pong())
         elif kind == "history":
-            self.send(protocol.history_listing(self.session.history))
+            snapshot = await self.session.snapshot()
+            self._report_store()
+            self.send(protocol.history_listing(snapshot))
         elif kind == "replay_stop":
             if self._replay is not None:
                 self._replay.cancel()
         elif message["mode"] == "step":
-            self._step(message["seq"])
+            await self._step(message["seq"])
         else:
             if self._replay is not None:
                 self._replay.cancel()
             self._replay = asyncio.create_task(self._replay_realtime(message["from"], message["speed"]))
 
-    def _step(self, seq: int) -> None:
-        entries = self.session.history.since(0)
-        for index, entry in enumerate(entries):
-            if entry.seq == seq:
-                self._send_slide(entries, index)
-                return
-        raise ProtocolError("not_found", f"seq {seq} is not in the history (it holds {self._span(entries)})")
+    async def _step(self, seq: int) -> None:
+        entries = (await self.session.snapshot()).entries
+        index = next((i for i, entry in enumerate(entries) if entry.seq == seq), None)
+        image = await self.session.image(seq) if index is not None else None
+        self._report_store()
+        if index is None or image is None:
+            raise ProtocolError("not_found", f"seq {seq} is not in the history (it holds {self._span(entries)})")
+        self._send_slide(entries, index, image)
 
     @staticmethod
     def _span(entries: list[Entry]) -> str:
         return f"seqs {entries[0].seq} to {entries[-1].seq}" if entries else "nothing yet"
 
-    def _send_slide(self, entries: list[Entry], index: int) -> None:
+    def _send_slide(self, entries: list[Entry], index: int, image: bytes) -> None:
         entry = entries[index]
         self.send(protocol.slide(entry, index, len(entries)))
-        self.send(protocol.slide_image(entry.seq, entry.data))
+        self.send(protocol.slide_image(entry.seq, image))
 
     async def _replay_realtime(self, start: int, speed: float) -> None:
         """Send the history from seq `start` with its original spacing divided by `speed`."""
-        entries = self.session.history.since(start)
         sent = 0
-        loop = asyncio.get_running_loop()
-        began = loop.time()
         try:
+            entries = (await self.session.snapshot(start)).entries
+            loop = asyncio.get_running_loop()
+            began = loop.time()
             for index, entry in enumerate(entries):
                 await asyncio.sleep(max(0.0, began + (entry.t - entries[0].t) / speed - loop.time()))
-                self._send_slide(entries, index)
+                image = await self.session.image(entry.seq)
+                self._report_store()
+                if image is None:
+                    continue  # evicted since the replay began
+                self._send_slide(entries, index, image)
                 sent += 1
                 await self._outbox.join()  # pace the images by what the client takes in
         finally:

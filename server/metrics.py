@@ -52,9 +52,10 @@ class Counter(_Metric):
 class Gauge(_Metric):
     kind = "gauge"
 
-    def __init__(self, name: str, help: str) -> None:
+    def __init__(self, name: str, help: str, value: float = 0.0, **labels: str) -> None:
         super().__init__(name, help)
-        self.value = 0.0
+        self.value = value
+        self.labels = tuple(sorted(labels.items()))
 
     def inc(self, amount: float = 1) -> None:
         self.value += amount
@@ -63,7 +64,7 @@ class Gauge(_Metric):
         self.value -= amount
 
     def render(self) -> list[str]:
-        return self.header() + [f"{self.name} {_number(self.value)}"]
+        return self.header() + [f"{self.name}{_labels(self.labels)} {_number(self.value)}"]
 
 
 class Histogram(_Metric):
@@ -90,14 +91,19 @@ class Histogram(_Metric):
 
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_STORE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 1.0)  # Redis: sub-ms
 
 
 class Metrics:
     """Everything the server exposes at /metrics."""
 
-    def __init__(self) -> None:
+    def __init__(self, worker: str = "") -> None:
+        # Which worker answered: with several, each is scraped on its own, and a saved scrape still says whose it is.
+        self.worker = Gauge("digits_worker", "always 1; its label names the worker process that answered", 1,
+                            worker=worker)
         self.connections = Gauge("digits_connections", "open WebSocket connections")
-        self.sessions = Gauge("digits_sessions", "sessions kept: connected, or waiting resume_grace_s for their client")
+        self.sessions = Gauge("digits_sessions", "sessions kept here: connected, or waiting resume_grace_s for their "
+                              "client (with Redis: those connected to this worker)")
         self.tasks = Gauge("digits_tasks", "asyncio tasks alive in this worker (a leak shows as growth)")
         self.received = Counter("digits_frames_received_total", "images received, by kind")
         self.answered = Counter("digits_frames_answered_total", "images answered with a result, by kind")
@@ -108,6 +114,9 @@ class Metrics:
                                     "per image, time spent waiting for a thread, the batch or the model",
                                     _LATENCY_BUCKETS)
         self.inference = Histogram("digits_inference_seconds", "model time per batch", _LATENCY_BUCKETS)
+        self.history_write = Histogram("digits_history_write_seconds", "storing one answered frame in its history",
+                                       _STORE_BUCKETS)
+        self.redis_up = Gauge("digits_redis_up", "1 while Redis answers the session store (0 without redis_url)")
         self.loop_lag = Histogram("digits_event_loop_lag_seconds", "how late the event loop wakes up (GIL, busy loop)",
                                   _LATENCY_BUCKETS)
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .history import Entry, History
+    from .history import Entry, Snapshot
 
 VERSION = 1
 
@@ -126,15 +126,15 @@ def pong() -> dict[str, Any]:
     return {"type": "pong"}
 
 
-def history_listing(history: History) -> dict[str, Any]:
+def history_listing(snapshot: Snapshot) -> dict[str, Any]:
     """The answer to `history`: a summary of each entry kept, oldest first."""
-    return {"type": "history", "frames": [_summary(entry) for entry in history.since(0)],
-            "dropped": history.dropped, "bytes": history.bytes}
+    return {"type": "history", "frames": [_summary(entry) for entry in snapshot.entries],
+            "dropped": snapshot.dropped, "bytes": snapshot.bytes}
 
 
 def _summary(entry: Entry) -> dict[str, Any]:
     return {"seq": entry.seq, "frame": entry.frame, "kind": entry.kind, "t": round(entry.t, 3),
-            "number": entry.result.get("number"), "bytes": len(entry.data)}
+            "number": entry.result.get("number"), "bytes": entry.size}
 
 
 def slide(entry: Entry, index: int, count: int) -> dict[str, Any]:
@@ -149,3 +149,15 @@ def history_dropped(seqs: list[int]) -> dict[str, Any]:
 
 def replay_end(count: int) -> dict[str, Any]:
     return {"type": "replay_end", "count": count}
+
+
+HISTORY_STORE = "history_store"
+HISTORY_LOCAL_MESSAGE = ("The shared history store is not answering: new frames are kept on this server only, "
+                         "and may be lost if you reconnect.")
+HISTORY_SHARED_MESSAGE = "The shared history store answers again: this session's history survives a reconnect."
+
+
+def history_store(shared: bool) -> dict[str, Any]:
+    """Where the session's history is kept from now on: shared by every worker (Redis), or this worker only."""
+    return {"type": HISTORY_STORE, "shared": shared,
+            "message": HISTORY_SHARED_MESSAGE if shared else HISTORY_LOCAL_MESSAGE}

@@ -20,19 +20,19 @@ async def ws() -> None:
     if refusal is not None:
         await websocket.close(*refusal)
         return
-    session, resumed = shared.sessions.open(websocket.args.get("session"))
-    connection = Connection(websocket._get_current_object(), session, shared.config, shared.batcher, shared.metrics)
-    previous, session.owner = session.owner, connection
+    connection = Connection(websocket._get_current_object(), shared.config, shared.batcher, shared.metrics)
     shared.connections.add(connection)
     shared.metrics.connections.inc()
+    session = None
     try:
-        if previous is not None:  # a takeover: the old socket's frames are answered there first
-            await previous.finish(protocol.CLOSE_TAKEN_OVER, "session taken over by a newer connection")
-        await connection.run(resumed)
+        # A takeover: the old socket's frames are answered (into the history) before this one says hello.
+        session, resumed = await shared.sessions.open(websocket.args.get("session"), connection)
+        await connection.run(session, resumed)
     finally:
         shared.connections.discard(connection)
         shared.metrics.connections.dec()
-        shared.sessions.detach(session, connection)
+        if session is not None:
+            await shared.sessions.close(session, connection)
 
 
 def _refusal(shared: State, origin: str | None, host: str | None) -> tuple[int, str] | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 from dataclasses import dataclass, field
 
 from quart import current_app
@@ -14,7 +16,7 @@ from .config import Config
 from .connection import Connection
 from .limits import parse_origins
 from .metrics import Metrics
-from .sessions import SessionStore
+from .sessions import SessionStore, make_store
 
 log = logging.getLogger("digits.state")
 
@@ -22,6 +24,7 @@ log = logging.getLogger("digits.state")
 @dataclass
 class State:
     config: Config
+    worker: str  # this worker's name, in /metrics, the X-Worker header and Redis
     metrics: Metrics
     batcher: Batcher
     sessions: SessionStore
@@ -31,10 +34,9 @@ class State:
     closing: bool = False
 
     @classmethod
-    def build(cls, config: Config, batcher: Batcher, metrics: Metrics) -> State:
-        sessions = SessionStore(config.resume_grace_s, config.history_frames, config.history_bytes,
-                                max_detached=config.max_connections)
-        return cls(config, metrics, batcher, sessions, parse_origins(config.allowed_origins))
+    def build(cls, config: Config, worker: str, batcher: Batcher, metrics: Metrics) -> State:
+        return cls(config, worker, metrics, batcher, make_store(config, worker, metrics),
+                   parse_origins(config.allowed_origins))
 
     async def drain(self) -> None:
         """Stop taking connections, answer what is in flight, close every socket with 1001."""
@@ -42,6 +44,13 @@ class State:
         log.info("shutting down: answering what %d connections have in flight", len(self.connections))
         await asyncio.gather(*(c.finish(protocol.CLOSE_GOING_AWAY, "server shutting down")
                                for c in list(self.connections)), return_exceptions=True)
+
+
+def worker_name(config: Config) -> str:
+    """The `worker_name` setting, else HOSTNAME:PORT, which names one worker of a cluster; processes of one
+    `--workers N` share the port, so the pid tells them apart."""
+    name = config.worker_name or f"{socket.gethostname()}:{config.port}"
+    return f"{name}/{os.getpid()}" if config.workers > 1 else name
 
 
 def state() -> State:

@@ -1,11 +1,10 @@
-"""Shared fixtures: the real server under Hypercorn on 127.0.0.1, the shared data, the samples."""
+"""Shared fixtures: the real server under Hypercorn on 127.0.0.1, Redis, the shared data, the samples."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -16,16 +15,11 @@ from pathlib import Path
 
 import hypothesis_profiles  # noqa: F401  (registers --hypothesis-profile names before the plugin reads them)
 import pytest
+from services import RedisServer, free_port, missing
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
 DATA = Path(os.environ.get("DIGITS_DATA", ROOT.parent / "shared" / "data"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -88,6 +82,17 @@ def server() -> Iterator[Server]:
     """One server with default settings, shared by the tests that don't need their own."""
     with running_server() as s:
         yield s
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the tests that only need one that answers (they use keys of their own sessions)."""
+    reason = missing("redis-server")
+    if reason:
+        pytest.skip(reason)
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

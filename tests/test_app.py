@@ -13,6 +13,7 @@ import pytest
 import pytest_asyncio
 from conftest import SAMPLES
 from quart import Quart
+from services import free_port
 
 from server import protocol
 from server.app import create_app
@@ -86,3 +87,29 @@ async def test_http_api_and_metrics(app: Quart) -> None:
 
     assert answer.status_code == 200 and (await answer.get_json())["number"] == "7"
     assert 'digits_frames_answered_total{kind="http"} 1.0' in metrics.splitlines()
+
+
+@pytest.mark.asyncio
+async def test_without_redis_recognition_goes_on_and_the_client_is_told_its_history_is_kept_here() -> None:
+    unreachable = create_app(Config(redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_timeout_s=0.2))
+    async with unreachable.test_app(), unreachable.test_client().websocket("/ws") as ws:
+        hello = json.loads(await ws.receive())
+        notice = json.loads(await ws.receive())
+        await ws.send(image((SAMPLES / "7.jpg").read_bytes(), 3))
+        result = await until(ws, "result")
+        await ws.send(json.dumps({"type": "history"}))
+        listing = await until(ws, "history")
+
+    assert hello["type"] == "hello" and hello["resumed"] is False
+    assert notice == protocol.history_store(shared=False) and notice["shared"] is False
+    assert (result["number"], result["seq"]) == ("7", 0)
+    assert [entry["frame"] for entry in listing["frames"]] == [3]
+
+
+@pytest.mark.asyncio
+async def test_every_answer_names_its_worker(app: Quart) -> None:
+    response = await app.test_client().get("/healthz")
+    metrics = await (await app.test_client().get("/metrics")).get_data(as_text=True)
+
+    worker = response.headers["X-Worker"]
+    assert worker.endswith(":5000") and f'digits_worker{{worker="{worker}"}} 1.0' in metrics.splitlines()

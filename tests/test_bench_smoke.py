@@ -17,7 +17,8 @@ def test_quick_bench_writes_results(tmp_path: Path) -> None:
     assert "| server: connections x load |" in run.stdout  # the Markdown table for the README
 
     results = json.loads((tmp_path / "bench-results.json").read_text())
-    assert {"date", "mode", "machine", "settings", "units", "engine", "server", "ratios", "targets"} <= set(results)
+    assert {"date", "mode", "machine", "settings", "units", "engine", "server", "ratios", "targets",
+            "cluster"} <= set(results)
     assert results["mode"] == "quick" and results["machine"]["cores"] >= 1
     assert set(results["engine"]["latency_by_backend"]) == {"litert", "keras"}
     for latency in (results["engine"]["latency"], *results["engine"]["latency_by_backend"].values()):
@@ -40,3 +41,10 @@ def test_quick_bench_writes_results(tmp_path: Path) -> None:
             "batch32_over_batch1_per_digit_throughput"} <= set(results["ratios"])
     assert all({"value", "goal", "met"} <= set(t) for t in results["targets"].values())
     assert (tmp_path / "bench-results.png").read_bytes().startswith(b"\x89PNG")
+    if "skipped" not in results["cluster"]:  # without redis-server or haproxy the section says why instead
+        cluster = results["cluster"]
+        assert {r["label"] for r in cluster["rows"]} == {"1 worker, Redis", "2 workers, Redis", "2 workers, no Redis"}
+        assert all(r["answered"] > 0 and r["frames_per_cpu_s"] for r in cluster["rows"])
+        assert cluster["history_write"]["p99_ms"] > 0 and cluster["history_write"]["memory_usage_bytes"] > 0
+        assert cluster["failover"]["clients_dropped"] > 0 and cluster["failover"]["answered"] > 0
+        assert "| 2 workers, Redis x" in run.stdout

@@ -177,6 +177,20 @@ def test_a_photo_without_a_digit_says_why(browser: Browser, server: Server) -> N
         page.context.close()
 
 
+def test_a_server_whose_redis_is_down_still_reads_and_the_page_says_the_history_is_local(browser: Browser) -> None:
+    with running_server(redis_url=f"redis://127.0.0.1:{free_port()}/0", redis_timeout_s=0.2) as degraded:
+        page = open_page(browser, degraded.url)
+        try:
+            notice = page.get_by_test_id("store-notice")
+            expect(notice).to_be_visible(timeout=TIMEOUT_MS)
+            expect(notice).to_contain_text("kept on this server only")
+            page.get_by_role("tab", name="Photo").click()
+            photo_answered(page, PHOTO_SAMPLE)
+            expect(page.get_by_test_id("reading")).to_have_text(sample_label(PHOTO_SAMPLE))
+        finally:
+            page.context.close()
+
+
 def test_slideshow_replays_frames_and_photos_in_order(page: Page) -> None:
     thumbs = page.locator("[data-role=strip] [data-seq]")
     expect(thumbs.first).to_be_visible()

@@ -37,3 +37,7 @@ def test_close_codes_the_page_explains_are_the_servers() -> None:
     explained = {int(code) for code in js_object("CLOSE_REASONS")}
     assert explained == {protocol.CLOSE_GOING_AWAY, protocol.CLOSE_POLICY, protocol.CLOSE_TOO_BIG,
                          protocol.CLOSE_INTERNAL, protocol.CLOSE_TRY_LATER}
+
+
+def test_the_history_store_notice_is_the_servers() -> None:
+    assert json.loads(js_constant("HISTORY_STORE")) == protocol.HISTORY_STORE == protocol.history_store(True)["type"]

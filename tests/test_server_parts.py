@@ -1,8 +1,8 @@
-"""The server's pure parts without a server: protocol parsing, history bounds, sessions, limits, metrics text."""
+"""The server's pure parts without a server: protocol parsing, history bounds, limits, metrics text (the session
+stores: tests/test_session_stores.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 
 import pytest
@@ -12,7 +12,6 @@ from server.history import History
 from server.limits import RateLimiter, origin_allowed, parse_origins
 from server.metrics import Metrics
 from server.protocol import ProtocolError
-from server.sessions import SessionStore
 
 RESULT = {"number": "4", "reason": None, "digits": [], "width": 10, "height": 10}
 
@@ -47,7 +46,7 @@ def test_history_drops_oldest_first_by_count_and_by_bytes() -> None:
     assert drops == [[], [], [], [0], [1]]
     seq, dropped = history.add(5, "photo", 1.0, b"y" * 60, RESULT)
     assert (seq, dropped) == (5, [2, 3])
-    assert [e.seq for e in history.since(0)] == [4, 5] and history.bytes == 90 and history.dropped == 4
+    assert [e.seq for e in history.snapshot().entries] == [4, 5] and history.bytes == 90 and history.dropped == 4
     seq, dropped = history.add(6, "photo", 2.0, b"z" * 101, RESULT)  # larger than the whole budget
     assert (seq, dropped) == (6, [4, 5, 6]) and len(history) == 0 and history.bytes == 0
     assert history.add(7, "live", 3.0, b"", RESULT)[0] == 7  # seqs are never reused
@@ -56,34 +55,11 @@ def test_history_drops_oldest_first_by_count_and_by_bytes() -> None:
 def test_history_listing_and_slides() -> None:
     history = History(max_frames=10, max_bytes=1000)
     history.add(42, "live", 1.23456, b"abc", RESULT)
-    assert protocol.history_listing(history) == {"type": "history", "dropped": 0, "bytes": 3,
+    assert protocol.history_listing(history.snapshot()) == {"type": "history", "dropped": 0, "bytes": 3,
                                  "frames": [{"seq": 0, "frame": 42, "kind": "live", "t": 1.235, "number": "4",
                                              "bytes": 3}]}
-    entry = history.get(0)
-    assert entry is not None and protocol.slide(entry, 0, 1)["result"] == RESULT and history.get(1) is None
-
-
-def test_sessions_resume_and_are_taken_over_then_expire() -> None:
-    async def main() -> None:
-        store = SessionStore(grace_s=0.05, history_frames=5, history_bytes=100)
-        first, resumed = store.open(None)
-        assert not resumed and first.owner is None
-        first.owner = "socket A"
-        taken, resumed = store.open(first.token)  # still attached: a reconnect takes it over
-        assert resumed and taken is first and taken.owner == "socket A"
-        taken.owner = "socket B"
-        store.detach(first, "socket A")  # the old socket going away leaves the session with B
-        assert first.owner == "socket B"
-        store.detach(first, "socket B")
-        again, resumed = store.open(first.token)
-        assert resumed and again is first and again.owner is None
-        again.owner = "socket C"
-        store.detach(first, "socket C")
-        await asyncio.sleep(0.2)
-        expired, resumed = store.open(first.token)
-        assert not resumed and expired is not first
-
-    asyncio.run(main())
+    [entry] = history.snapshot().entries
+    assert protocol.slide(entry, 0, 1)["result"] == RESULT and history.image(0) == b"abc" and history.image(1) is None
 
 
 def test_rate_limiter_allows_a_burst_of_one_second_then_the_rate() -> None:
@@ -104,7 +80,7 @@ def test_origin_rules() -> None:
 
 
 def test_metrics_text_exposition() -> None:
-    metrics = Metrics()
+    metrics = Metrics("w1")
     metrics.errors.inc(code="bad_image")
     metrics.batch_size.observe(3)
     metrics.batch_size.observe(40)
@@ -113,6 +89,7 @@ def test_metrics_text_exposition() -> None:
     assert 'digits_batch_size_bucket{le="4.0"} 1' in text and 'digits_batch_size_bucket{le="+Inf"} 2' in text
     assert "digits_batch_size_sum 43.0" in text and "digits_batch_size_count 2" in text
     assert "digits_frames_skipped_total 0.0" in text
+    assert 'digits_worker{worker="w1"} 1.0' in text
     sample = re.compile(r'^[a-z_]+(\{[a-z]+="[^"]*"\})? [-+0-9.eInf]+$')
     for line in text.splitlines():
         assert line.startswith("# HELP ") or line.startswith("# TYPE ") or sample.match(line), line

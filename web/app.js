@@ -3,7 +3,7 @@
 import { clearBoxes, drawBoxes } from "./draw.js";
 import { cameraSupport, LiveCamera } from "./live.js";
 import { PhotoSender } from "./photo.js";
-import { Connection, PROTOCOL } from "./protocol.js";
+import { Connection, HISTORY_STORE, PROTOCOL } from "./protocol.js";
 import { ReadingPanel, Steady } from "./reading.js";
 import { Slideshow } from "./slideshow.js";
 
@@ -40,6 +40,7 @@ const ui = {
   photoStatus: $("[data-testid=photo-status]"),
   photoProblem: $("[data-testid=photo-problem]"),
   toast: $("[data-role=toast]"),
+  storeNotice: $("[data-testid=store-notice]"),
 };
 
 // ---- connection ---------------------------------------------------------------------------------
@@ -77,7 +78,15 @@ connection.addEventListener("hello", ({ detail }) => {
   if (detail.protocol !== PROTOCOL) toast("The server was updated: reload this page to keep up with it.");
   else if (everConnected) toast(detail.resumed ? "Reconnected." : "Reconnected to a new session: a fresh slideshow.");
   everConnected = true;
+  ui.storeNotice.hidden = true; // a new socket starts on the shared store; the server says so at once otherwise
   connection.control({ type: "history" });
+});
+
+// The server's shared history store failed (or is back): the slideshow may not survive a reconnect meanwhile.
+connection.addEventListener(HISTORY_STORE, ({ detail }) => {
+  ui.storeNotice.textContent = detail.message;
+  ui.storeNotice.hidden = detail.shared;
+  if (detail.shared) toast(detail.message);
 });
 
 connection.addEventListener("result", ({ detail: result }) => {

@@ -4,6 +4,8 @@
 export const PROTOCOL = 1;
 export const KIND = { live: 1, photo: 2, slide: 3 };
 export const HEADER_BYTES = 5;
+// Where the history is kept: {type, shared, message}; shared false while the server keeps it on one worker only.
+export const HISTORY_STORE = "history_store";
 const TOKEN_KEY = "digits.session";
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 10000];
 // A phone that loses its network may never see the socket close: ping, and give up on silence.
@@ -51,7 +53,7 @@ export function socketUrl(token) {
  *   "state"  {state: "connecting"|"connected"|"reconnecting"|"offline"|"taken_over", retryInMs, reason}
  *            ("taken_over": another tab or window resumed this session; no retry until connectNow())
  *   one event per server message type ("hello", "result", "skipped", "error", "history",
- *   "history_dropped", "replay_end", "pong"), detail = the parsed message;
+ *   "history_dropped", "history_store", "replay_end", "pong"), detail = the parsed message;
  *   "slide"  {slide, blob}: a slide message joined with the image that follows it.
  */
 export class Connection extends EventTarget {

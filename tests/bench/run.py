@@ -4,6 +4,9 @@
     python -m tests.bench.run --quick    # under a minute: few connections, short runs
     python -m tests.bench.run --out DIR  # where bench-results.json and bench-results.png go (default: repo root)
 
+The cluster's figures (Redis, HAProxy, 1 and 2 workers, a worker killed) come last: tests/bench/cluster.py, which
+also runs alone.
+
 The machine is shared and noisy, so the figures are medians and ratios from one run; the JSON records the
 core count, load average, settings and date beside them. Prints a Markdown table for the README.
 """
@@ -31,7 +34,7 @@ import numpy as np
 
 from server import engine
 from server.config import load_config
-from tests.bench import images
+from tests.bench import cluster, images
 from tests.bench.probe import MB, BenchServer, Probe, batch_distribution, bench_server
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -367,6 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     print("server over WebSockets...", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-") as log_dir:
         results["server"] = measure_server(plan, settings, Path(log_dir))
+        print("cluster through HAProxy...", flush=True)
+        results["cluster"] = cluster.measure(cluster.QUICK if args.quick else cluster.FULL, Path(log_dir))
     # Other work on the machine only ever lowers a throughput: measure the engine's again, keep the better.
     again = engine_throughput(classifiers[config.backend], images.frames(), plan.throughput_frames, os.cpu_count() or 1)
     first = results["engine"]["throughput"]
@@ -378,7 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "bench-results.json").write_text(json.dumps(results, indent=2) + "\n")
     plot(results["server"]["rows"], args.out / "bench-results.png")
-    print("\n" + markdown(results))
+    print("\n" + markdown(results) + "\n\n" + cluster.markdown(results["cluster"]))
     return 0
 
 
