@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,8 +146,17 @@ def test_with_redis_stopped_under_load_recognition_goes_on_then_history_lands_in
                 assert stored[f"i{seq}".encode()] == IMAGES[frame % 3], (token, seq)
 
 
+def wait_for_hand_over_channels(cluster: Cluster) -> None:
+    """Until every worker listens on its hand-over channel (each subscribes again a moment after Redis restarts)."""
+    kept = redis.Redis(port=cluster.redis_port)
+    deadline = time.monotonic() + 30
+    while len(kept.pubsub_channels("digits:worker:*")) < len(cluster.worker_ports) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
 def test_a_takeover_across_workers_answers_the_old_sockets_frames_first(cluster: Cluster) -> None:
     one, two = (f"ws://127.0.0.1:{port}/ws" for port in cluster.worker_ports)
+    wait_for_hand_over_channels(cluster)
 
     async def main() -> tuple[list, int | None, dict, dict]:
         async with Client.connect(one) as old:

@@ -151,17 +151,20 @@ async def test_the_old_owner_is_fenced_once_a_newer_connection_owns_the_session(
 # ---------------------------------------------------------------- Redis only
 
 
-def redis_for(request: pytest.FixtureRequest) -> str:
-    return request.getfixturevalue("redis_server").url
+async def two_workers(started: list[SessionStore], request: pytest.FixtureRequest
+                      ) -> tuple[RedisStore, RedisStore, Owner, Session]:
+    """Two stores on one Redis, as two workers, and a session opened on the first."""
+    url = request.getfixturevalue("redis_server").url
+    first, second = await start(started, config(url), "w1"), await start(started, config(url), "w2")
+    owner = Owner()
+    session, _ = await first.open(None, owner)
+    return first, second, owner, session
 
 
 @pytest.mark.asyncio
 async def test_a_session_resumes_on_another_worker_with_the_same_seqs_and_readings(
         started: list[SessionStore], request: pytest.FixtureRequest) -> None:
-    url = redis_for(request)
-    first, second = await start(started, config(url), "w1"), await start(started, config(url), "w2")
-    owner = Owner()
-    session, _ = await first.open(None, owner)
+    _, second, owner, session = await two_workers(started, request)
     for frame in range(3):
         await session.add(frame, "live", frame / 10, image(frame, 20), {**RESULT, "number": str(frame)})
     owner.while_handing_over = session
@@ -180,10 +183,7 @@ async def test_a_session_resumes_on_another_worker_with_the_same_seqs_and_readin
 @pytest.mark.asyncio
 async def test_a_dead_workers_session_is_taken_at_once(started: list[SessionStore],
                                                        request: pytest.FixtureRequest) -> None:
-    url = redis_for(request)
-    dead, alive = await start(started, config(url), "w1"), await start(started, config(url), "w2")
-    owner = Owner()
-    session, _ = await dead.open(None, owner)
+    dead, alive, owner, session = await two_workers(started, request)
     await session.add(1, "live", 0.0, b"kept", RESULT)
     await dead.stop()  # as after SIGKILL: nobody listens on its channel, nothing was released
     started.remove(dead)
@@ -192,6 +192,23 @@ async def test_a_dead_workers_session_is_taken_at_once(started: list[SessionStor
 
     assert was_kept and owner.handed_over == 0
     assert [e.frame for e in (await resumed.snapshot()).entries] == [1]
+
+
+@pytest.mark.asyncio
+async def test_a_connection_whose_session_was_taken_without_asking_it_is_closed(
+        started: list[SessionStore], request: pytest.FixtureRequest) -> None:
+    deaf, other, owner, session = await two_workers(started, request)
+    await session.add(1, "live", 0.0, b"kept", RESULT)
+    listener = deaf._tasks[1]  # its hand-over channel, as while Redis came back and it had not subscribed again
+    listener.cancel()
+    await asyncio.gather(listener, return_exceptions=True)
+    await other.open(session.token, Owner())
+    asked_at_open = owner.handed_over
+
+    deadline = asyncio.get_running_loop().time() + WAIT_S
+    while not owner.handed_over and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.05)
+    assert (asked_at_open, owner.handed_over) == (0, 1)  # its worker found it taken, and closed it
 
 
 async def until_available(store: RedisStore) -> None:

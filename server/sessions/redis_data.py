@@ -101,8 +101,10 @@ class RedisData:
     async def release(self, token: str, generation: int, grace_ms: int) -> bool:
         return bool(await self._script("release", [session_key(token)], generation, grace_ms))
 
-    async def refresh(self, tokens: list[str], owner: str, ttl_ms: int) -> int:
-        return int(await self._script("refresh", [session_key(t) for t in tokens], owner, ttl_ms))
+    async def refresh(self, tokens: list[str], owner: str, ttl_ms: int) -> list[int | None]:
+        """Renew the TTL of the sessions `owner` still owns; every session's generation (None: not in Redis)."""
+        generations = await self._script("refresh", [session_key(t) for t in tokens], owner, ttl_ms)
+        return [int(g) if g is not None else None for g in generations]
 
     async def snapshot(self, token: str, since: int) -> Snapshot:
         kept = await self._script("snapshot", [session_key(token)], since)

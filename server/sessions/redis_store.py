@@ -24,7 +24,7 @@ from .redis_data import Gone, RedisData, Unavailable
 log = logging.getLogger("digits.sessions")
 
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")  # what open() issues; anything else is unknown, not a Redis key
-_KEEP_S = 1.0  # health check, and refresh of the owned sessions' TTL
+_KEEP_S = 1.0  # health check, refresh of the owned sessions' TTL, and check that no newer connection took them
 _LEASE_MS = 5000  # an owned session outlives a silent (killed) owner by the grace period plus this
 
 
@@ -33,7 +33,7 @@ class RedisSession(Session):
         super().__init__(token, started)
         self._store = store
         self._data = store.data
-        self._generation = generation
+        self.generation = generation
         self._next = next_seq  # the next seq as far as this handle knows: seqs go on from it whatever happens
         self._local: History | None = None  # the history while Redis fails
         self._recovering = asyncio.Lock()
@@ -58,7 +58,7 @@ class RedisSession(Session):
                 if self._local is not None:
                     break
             try:
-                seq, dropped = await self._data.append(self.token, self._generation, frame, kind, t, data, result,
+                seq, dropped = await self._data.append(self.token, self.generation, frame, kind, t, data, result,
                                                        self._next)
             except Gone:
                 self.degrade(redis_failed=False)
@@ -84,12 +84,12 @@ class RedisSession(Session):
             evicted: list[int] = []
             try:
                 oldest = local.oldest()
-                if not await self._data.adopt(self.token, self._generation, self._store.me, self.started_wall,
+                if not await self._data.adopt(self.token, self.generation, self._store.me, self.started_wall,
                                               oldest[0].seq if oldest else local.next_seq, self._store.owned_ttl_ms):
                     raise TakenOver()
                 while (kept := local.oldest()) is not None:
                     entry, image = kept
-                    _, dropped = await self._data.append(self.token, self._generation, entry.frame, entry.kind,
+                    _, dropped = await self._data.append(self.token, self.generation, entry.frame, entry.kind,
                                                          entry.t, image, entry.result, entry.seq, exact=True)
                     evicted += dropped
                     local.remove_oldest()
@@ -128,7 +128,7 @@ class RedisSession(Session):
     async def release(self, grace_ms: int) -> None:
         if self._local is None:
             try:
-                await self._data.release(self.token, self._generation, grace_ms)
+                await self._data.release(self.token, self.generation, grace_ms)
             except Unavailable:
                 pass  # the owned session's TTL ends it all the same, a lease later
 
@@ -143,8 +143,10 @@ class RedisStore(SessionStore):
         self.metrics = metrics
         self.available = False  # Redis answered the last health check, and no call failed since
         self._owners: dict[str, Owner] = {}  # token -> the connection of this worker that serves it
+        self._held: dict[str, tuple[RedisSession, Owner]] = {}  # token -> a connection's handle, once opened
         self._handovers = HandOvers(self.data, self.me, hand_over_s, self._hand_over_here)
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing: set[asyncio.Task[None]] = set()  # connections being closed: a newer one took their session
 
     def __len__(self) -> int:
         return len(self._owners)
@@ -154,7 +156,7 @@ class RedisStore(SessionStore):
         self._tasks = [asyncio.create_task(self._keep()), asyncio.create_task(self._handovers.listen())]
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in (*self._tasks, *self._closing):
             task.cancel()
         self._handovers.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -171,9 +173,11 @@ class RedisStore(SessionStore):
             await self._check()
 
     async def _check(self) -> None:
+        held = list(self._held.items())
         try:
-            if self._owners:
-                await self.data.refresh(list(self._owners), self.me, self.owned_ttl_ms)
+            if held:
+                generations = await self.data.refresh([token for token, _ in held], self.me, self.owned_ttl_ms)
+                self._close_taken(held, generations)
             else:
                 await self.data.ping()
         except Unavailable:
@@ -186,7 +190,25 @@ class RedisStore(SessionStore):
         self.available = True
         self.metrics.redis_up.value = 1
 
+    def _close_taken(self, held: list[tuple[str, tuple[RedisSession, Owner]]],
+                     generations: list[int | None]) -> None:
+        """A newer connection claimed these sessions while this worker could not be asked (its hand-over channel
+        was down): their connections here are fenced already; close them rather than wait for their next write.
+        One that a newer connection of this worker is taking over is left to it."""
+        for (token, (session, owner)), generation in zip(held, generations, strict=True):
+            if generation not in (None, session.generation) and self._owners.get(token) is owner:
+                del self._held[token]
+                task = asyncio.create_task(owner.hand_over())
+                self._closing.add(task)
+                task.add_done_callback(self._closing.discard)
+
     async def open(self, token: str | None, owner: Owner) -> tuple[Session, bool]:
+        session, resumed = await self._open(token, owner)
+        if self._owners.get(session.token) is owner:
+            self._held[session.token] = (session, owner)
+        return session, resumed
+
+    async def _open(self, token: str | None, owner: Owner) -> tuple[RedisSession, bool]:
         if token and _TOKEN.fullmatch(token) and self.available:
             previous = self._owners.get(token)
             self._owners[token] = owner
@@ -237,6 +259,7 @@ class RedisStore(SessionStore):
         if self._owners.get(session.token) is not owner:
             return  # taken over by a newer connection of this worker
         del self._owners[session.token]
+        self._held.pop(session.token, None)
         assert isinstance(session, RedisSession)
         await session.release(self.grace_ms)
 
