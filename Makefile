@@ -56,6 +56,7 @@ test: $(VENV)/.installed browser services lint
 
 train: $(VENV)/.installed
 	$(BIN)/python -m training.train --data $(DATA) --out model/digits.keras
+	$(BIN)/python -m training.train_reader --data $(DATA) --out model/reader.keras
 
 eval: $(VENV)/.installed
 	$(BIN)/python -m tools.evaluate --data $(DATA)

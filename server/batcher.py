@@ -51,8 +51,10 @@ class _Work:
 
 class Batcher:
     def __init__(self, classifier: engine.Classifier, metrics: Metrics, *, max_batch: int, batch_wait_ms: float,
-                 threads: int, max_pixels: int, fault_marker: bytes = b"") -> None:
+                 threads: int, max_pixels: int, reader: engine.LineReader | None = None,
+                 fault_marker: bytes = b"") -> None:
         self.classifier = classifier
+        self.reader = reader
         self.metrics = metrics
         self.max_batch = max(1, max_batch)
         self.wait_s = max(0.0, batch_wait_ms) / 1000
@@ -144,24 +146,28 @@ class Batcher:
         return prepared
 
     def _classify(self, batch: list[engine.Prepared]) -> tuple[list[dict[str, Any] | Exception], float]:
-        """Runs on the inference thread: one model call for all crops, then one assemble per image."""
+        """Runs on the inference thread: one model call for all crops, the line reader over every line, then one
+        assemble per image."""
         started = time.perf_counter()
+        read_lines = self.reader.read if self.reader else None
         try:
-            probs = engine.classify_batch(batch, self.classifier.classify)
+            outputs = list(zip(engine.classify_batch(batch, self.classifier.classify),
+                               engine.read_lines_batch(batch, read_lines), strict=True))
         except Exception:
             # One bad image must not sink the batch: retry image by image to confine the failure.
-            probs = [self._classify_one(p) for p in batch]
+            outputs = [self._run_one(p, read_lines) for p in batch]
         inference_s = time.perf_counter() - started
         outcomes: list[dict[str, Any] | Exception] = []
-        for prep, prob in zip(batch, probs, strict=True):
+        for prep, output in zip(batch, outputs, strict=True):
             try:
-                outcomes.append(prob if isinstance(prob, Exception) else engine.assemble(prep, prob))
+                outcomes.append(output if isinstance(output, Exception) else engine.assemble(prep, *output))
             except Exception as error:
                 outcomes.append(error)
         return outcomes, inference_s
 
-    def _classify_one(self, prepared: engine.Prepared) -> np.ndarray | Exception:
+    def _run_one(self, prepared: engine.Prepared, read_lines: engine.ReadLines | None
+                 ) -> tuple[np.ndarray, list[np.ndarray] | None] | Exception:
         try:
-            return self.classifier.classify(prepared.crops)
+            return self.classifier.classify(prepared.crops), engine.read_lines_batch([prepared], read_lines)[0]
         except Exception as error:
             return error

@@ -34,6 +34,8 @@ class Config:
     allowed_origins: str = _opt("", "extra WebSocket Origins allowed besides the page's own, comma-separated; * any")
     # Model and batching
     model_path: str = _opt(str(ROOT / "model" / "digits.tflite"), "trained model: .tflite (or .keras)")
+    reader_path: str = _opt(str(ROOT / "model" / "reader.tflite"),
+                            "the line reader: .tflite (or .keras); empty: the candidates are read alone")
     backend: str = _opt("litert", "runs the model: litert, or keras (the .keras beside it; needs TensorFlow)", BACKENDS)
     max_batch: int = _opt(32, "most images decoded and classified in one batch")
     batch_wait_ms: float = _opt(4.0, "longest wait for a batch to fill")

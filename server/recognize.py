@@ -12,7 +12,16 @@ import json
 import sys
 
 from server.config import load_config
-from server.engine import BACKENDS, Classifier, ImageError, load_classifier, model_file, recognize
+from server.engine import (
+    BACKENDS,
+    Classifier,
+    ImageError,
+    LineReader,
+    load_classifier,
+    load_reader,
+    model_file,
+    recognize,
+)
 
 CHUNK = 32  # images read and classified together
 
@@ -23,17 +32,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the full result as JSON, one object per line")
     config = load_config([])  # the server's defaults and DIGITS_* env vars
     parser.add_argument("--model", default=config.model_path, help="the model (env DIGITS_MODEL_PATH)")
+    parser.add_argument("--reader", default=config.reader_path,
+                        help="the line reader; '' reads the candidates alone (env DIGITS_READER_PATH)")
     parser.add_argument("--backend", default=config.backend, choices=BACKENDS, help="what runs it (env DIGITS_BACKEND)")
     parser.add_argument("--max-pixels", type=int, default=config.max_pixels, help="largest image, in pixels")
     args = parser.parse_args(argv)
-    if not model_file(args.model, args.backend).is_file():
-        parser.error(f"no model at {model_file(args.model, args.backend)} for the {args.backend} backend")
+    for path in (args.model, args.reader):
+        if path and not model_file(path, args.backend).is_file():
+            parser.error(f"no model at {model_file(path, args.backend)} for the {args.backend} backend")
 
     classifier = load_classifier(args.model, args.backend)
+    reader = load_reader(args.reader, args.backend) if args.reader else None
     failed = False
     for start in range(0, len(args.paths), CHUNK):
         paths = args.paths[start : start + CHUNK]
-        for path, result in zip(paths, _recognize_files(paths, classifier, args.max_pixels), strict=True):
+        for path, result in zip(paths, _recognize_files(paths, classifier, reader, args.max_pixels), strict=True):
             if isinstance(result, ImageError):
                 failed = True
                 print(f"{path}: {result.message}", file=sys.stderr)
@@ -41,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def _recognize_files(paths: list[str], classifier: Classifier, max_pixels: int) -> list[dict | ImageError]:
+def _recognize_files(paths: list[str], classifier: Classifier, reader: LineReader | None, max_pixels: int
+                     ) -> list[dict | ImageError]:
     """Like `recognize`, but a file that cannot be opened becomes an ImageError too."""
     datas: list[bytes | ImageError] = []
     for path in paths:
@@ -50,7 +64,8 @@ def _recognize_files(paths: list[str], classifier: Classifier, max_pixels: int) 
                 datas.append(f.read())
         except OSError as exc:
             datas.append(ImageError("bad_image", f"cannot read the file: {exc.strerror or exc}"))
-    readable = iter(recognize([d for d in datas if isinstance(d, bytes)], classifier.classify, max_pixels))
+    readable = iter(recognize([d for d in datas if isinstance(d, bytes)], classifier.classify, max_pixels,
+                              read_lines=reader.read if reader else None))
     return [d if isinstance(d, ImageError) else next(readable) for d in datas]
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import ROOT
 from tools import heldout
+from training import categories, split
 from training.scenes import Look, digit_scene, plain_scene
 
 
@@ -146,11 +147,12 @@ def test_the_categorised_set_covers_every_value_and_is_the_same_again(shared_dat
     pools = heldout.test_digits(shared_data)
     with ThreadPoolExecutor(2) as pool:
         scenes = heldout.categorised_scenes(pools, heldout.TEST_SEED, 1, map_fn=pool.map)
-    assert [scene[:2] for scene in scenes] == [(axis, value) for axis in heldout.AXES for value in heldout.AXES[axis]]
+    axes = categories.AXES
+    assert [scene[:2] for scene in scenes] == [(axis, value) for axis in axes for value in axes[axis]]
     for axis, value, jpeg, number in scenes:
-        low, high = heldout.COUNTS[value] if axis == "count" else (1, 4)
+        low, high = categories.COUNTS[value] if axis == "count" else (1, 4)
         assert low <= len(number) <= high, (axis, value, number)
-        assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE).shape in heldout.FRAMES
+        assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_GRAYSCALE).shape in categories.FRAMES
     for axis, value, jpeg, number in scenes[::9]:  # made again alone, in another thread and order
         assert heldout.scene(pools, heldout.TEST_SEED, axis, value, 0) == (jpeg, number)
 
@@ -159,7 +161,7 @@ def test_the_categorised_set_covers_every_value_and_is_the_same_again(shared_dat
 def test_validation_digits_are_those_training_holds_out(shared_data: Path) -> None:
     from training.split import usps_split
 
-    (mnist_x, mnist_y), (usps_x, _) = heldout.validation_digits(shared_data)
+    (mnist_x, mnist_y), (usps_x, _) = split.validation_digits(shared_data)
     with np.load(shared_data / "mnist.npz") as mnist, np.load(shared_data / "usps.npz") as usps:
         assert np.array_equal(mnist_x, mnist["x_train"][-5000:]) and np.array_equal(mnist_y, mnist["y_train"][-5000:])
         assert np.array_equal(usps_x, usps["x_train"][usps_split(len(usps["x_train"]))[0]])
@@ -181,8 +183,8 @@ def test_evaluate_reports_each_category(tmp_path: Path) -> None:
     assert [line[:4] + line[7:8] for line in lines[:2]] == [["engine", "loss,", "MNIST", "validation", "2/2"],
                                                             ["engine", "loss,", "USPS", "validation", "1/1"]]
     assert "gap" in lines[0] and "points" in lines[0]
-    categories = [[axis, value] for axis in heldout.AXES for value in heldout.AXES[axis]]
-    assert [line[3:5] for line in lines[2:28]] == categories
+    values = [[axis, value] for axis in categories.AXES for value in categories.AXES[axis]]
+    assert [line[3:5] for line in lines[2:28]] == values
     assert all(line[5] in ("0/1", "1/1") for line in lines[2:28])
     assert lines[28][3] == "all" and lines[28][4].endswith("/26") and lines[28][-1] == str(heldout.VALIDATION_SEED)
-    assert lines[29][3] == "lowest," and lines[29][4:6] in categories
+    assert lines[29][3] == "lowest," and lines[29][4:6] in values

@@ -107,3 +107,24 @@ def test_locator_smoke_run_writes_a_model_and_its_conversion(tmp_path):
     x = np.random.default_rng(0).random((1, 96, 128, 1), dtype=np.float32)
     outputs = LiteRTRun(out.with_suffix(".tflite").read_bytes(), x.shape)(x)
     assert outputs.shape == (1, 24, 32, 3)  # heatmap and log box sizes on a grid of 4 input pixels
+
+
+@pytest.mark.data
+def test_line_reader_smoke_run_writes_a_model_and_its_conversion(tmp_path):
+    """The line reader's training (training/train_reader.py) makes its lines, trains, evaluates and saves end to end,
+    and its conversion reads a line of any of the engine's widths."""
+    if not (DATA / "usps.npz").exists():
+        pytest.skip(f"shared data not found at {DATA}: the smoke run needs mnist.npz and usps.npz")
+    from server.engine.lines import HEIGHT, STRIDE, WIDTHS
+    from server.engine.reader import CLASSES, load_reader
+    from training.train_reader import main
+
+    out = tmp_path / "reader.keras"
+    figures = main(["--data", str(DATA), "--out", str(out), "--scenes", "40", "--validation", "12", "--epochs", "1",
+                    "--batch", "16", "--lines", str(tmp_path / "lines")])
+
+    assert figures["lines"] > 0 and sorted((tmp_path / "lines").iterdir())  # the lines are kept for another run
+    reader = load_reader(out.with_suffix(".tflite"))
+    for width, steps in zip(WIDTHS, reader.read([np.zeros((HEIGHT, width), np.float32) for width in WIDTHS]),
+                            strict=True):
+        assert steps.shape == (width // STRIDE, CLASSES) and np.allclose(steps.sum(axis=1), 1, atol=1e-4)

@@ -15,14 +15,27 @@ import argparse
 import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from server.config import ROOT, load_config
-from server.engine import BACKENDS, NOT_A_DIGIT, Classifier, ImageError, load_classifier, read, recognize
+from server.engine import (
+    BACKENDS,
+    NOT_A_DIGIT,
+    Classifier,
+    ImageError,
+    LineReader,
+    load_classifier,
+    load_reader,
+    read,
+    recognize,
+)
 from tools import heldout
+from training import categories
 from training.scenes import encode_jpeg, plain_scene
+from training.split import validation_digits
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"}
 SCENE_SIZES = [(240, 320), (480, 640), (1200, 1600)]  # (height, width) of generated scenes, taken in turn
@@ -32,19 +45,26 @@ def label(path: Path) -> str:
     return re.match(r"\d*", path.name).group()
 
 
-def read_all(datas: list[bytes], classifier: Classifier, pool: ThreadPoolExecutor) -> list[str | None]:
+@dataclass(frozen=True)
+class Models:
+    classifier: Classifier
+    reader: LineReader | None  # None: the candidates are read alone, as the engine did before the line reader
+
+
+def read_all(datas: list[bytes], models: Models, pool: ThreadPoolExecutor) -> list[str | None]:
     """The number read from each image ('?' when unreadable): prepared in threads, classified in one batch."""
-    results = recognize(datas, classifier.classify, map_fn=pool.map)
+    results = recognize(datas, models.classifier.classify, map_fn=pool.map,
+                        read_lines=models.reader.read if models.reader else None)
     return ["?" if isinstance(r, ImageError) else r["number"] for r in results]
 
 
 def evaluate_folder(
-    folder: Path, classifier: Classifier, pool: ThreadPoolExecutor, multi_digit: bool = False
+    folder: Path, models: Models, pool: ThreadPoolExecutor, multi_digit: bool = False
 ) -> list[tuple[Path, str, str]]:
     """Every labelled image in `folder` -> its misreads as (path, label, read). With `multi_digit`, the numbers of
     two digits or more are reported on their own too: one wrong digit of many fails the whole picture."""
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    reads = read_all([p.read_bytes() for p in paths], classifier, pool)
+    reads = read_all([p.read_bytes() for p in paths], models, pool)
     pairs = zip(paths, reads, strict=True)
     misreads = [(p, label(p) or "-", read or "-") for p, read in pairs if (read or "") != label(p)]
     _report(str(folder), len(paths), len(paths) - len(misreads))
@@ -68,16 +88,16 @@ def evaluate_arrays(name: str, path: Path, classifier: Classifier) -> None:
     _report(name, len(x), int((values == data["y_test"]).sum()), note)
 
 
-def evaluate_blank(count: int, classifier: Classifier, pool: ThreadPoolExecutor) -> None:
+def evaluate_blank(count: int, models: Models, pool: ThreadPoolExecutor) -> None:
     from training.scenes import blank_scene, encode_jpeg  # the TRAINING engineer's scene generator
 
     rng = np.random.default_rng(2024)
     datas = [encode_jpeg(blank_scene(rng, *SCENE_SIZES[i % len(SCENE_SIZES)]), 90) for i in range(count)]
-    reads = read_all(datas, classifier, pool)
+    reads = read_all(datas, models, pool)
     _report("blank scenes (no digit)", count, sum(read is None for read in reads))
 
 
-def evaluate_digit_scenes(count: int, path: Path, classifier: Classifier, pool: ThreadPoolExecutor) -> None:
+def evaluate_digit_scenes(count: int, path: Path, models: Models, pool: ThreadPoolExecutor) -> None:
     """Numbers of 1-4 MNIST test digits written into generated photos (paper, tables, lines, shadows, screens):
     the whole engine, on digits no model saw in training."""
     from training.scenes import digit_scene, encode_jpeg
@@ -92,13 +112,13 @@ def evaluate_digit_scenes(count: int, path: Path, classifier: Classifier, pool: 
         image, boxes = digit_scene(rng, [x[j] for j in pick], *SCENE_SIZES[i % len(SCENE_SIZES)], style=style)
         datas.append(encode_jpeg(image, 85))
         labels.append("".join(str(y[j]) for j, box in zip(pick, boxes, strict=True) if box[2] > 0))  # on the frame
-    reads = read_all(datas, classifier, pool)
+    reads = read_all(datas, models, pool)
     _report("digit scenes (MNIST test digits in generated photos)", count,
             sum((read or "") == label for read, label in zip(reads, labels, strict=True)))
 
 
 def evaluate_engine_loss(
-    pools: list[heldout.Pool], count: int, split: str, classifier: Classifier, pool: ThreadPoolExecutor
+    pools: list[heldout.Pool], count: int, split: str, models: Models, pool: ThreadPoolExecutor
 ) -> None:
     """The same single digits (2/3 MNIST, 1/3 USPS) read twice: through the whole engine, each drawn upright in black
     ink on plain white paper at 60% of a 320x240 frame, and by the model alone from their ideal 28x28 crops
@@ -106,29 +126,29 @@ def evaluate_engine_loss(
     easiest picture there is."""
     for name, (x, y), n in zip(("MNIST", "USPS"), pools, (count - count // 3, count // 3), strict=True):
         x, y = x[:n], y[:n]
-        reads = read_all([encode_jpeg(plain_scene(digit), 95) for digit in x], classifier, pool)
+        reads = read_all([encode_jpeg(plain_scene(digit), 95) for digit in x], models, pool)
         engine = sum(number == str(value) for number, value in zip(reads, y, strict=True))
-        model = int((read(classifier.classify(x.astype(np.float32)[..., None] / 255.0)) == y).sum())
+        model = int((read(models.classifier.classify(x.astype(np.float32)[..., None] / 255.0)) == y).sum())
         gap = 100 * (model - engine) / max(len(x), 1)
         _report(f"engine loss, {name} {split} digits drawn plainly", len(x), engine,
                 f"model alone on the crops {100 * model / max(len(x), 1):.2f}%, gap {gap:.2f} points")
 
 
 def evaluate_categories(
-    pools: list[heldout.Pool], seed: int, per_value: int, split: str, classifier: Classifier, pool: ThreadPoolExecutor
+    pools: list[heldout.Pool], seed: int, per_value: int, split: str, models: Models, pool: ThreadPoolExecutor
 ) -> None:
     """The held-out scene set through the whole engine: a line per category and value, then all of them and the
     lowest."""
     scenes = heldout.categorised_scenes(pools, seed, per_value, map_fn=pool.map)
-    reads = read_all([jpeg for _, _, jpeg, _ in scenes], classifier, pool)
+    reads = read_all([jpeg for _, _, jpeg, _ in scenes], models, pool)
     right = Counter((axis, value) for (axis, value, _, number), got in zip(scenes, reads, strict=True)
                     if (got or "") == number)
     name = f"held-out {split} scenes"
-    categories = [(axis, value) for axis, values in heldout.AXES.items() for value in values]
-    for axis, value in categories:
+    values = [(axis, value) for axis, values in categories.AXES.items() for value in values]
+    for axis, value in values:
         _report(f"{name}: {axis} {value}", per_value, right[axis, value])
     _report(f"{name}: all", len(scenes), right.total(), f"seed {seed}")
-    axis, value = min(categories, key=lambda category: right[category])
+    axis, value = min(values, key=lambda category: right[category])
     _report(f"{name}: lowest, {axis} {value}", per_value, right[axis, value])
 
 
@@ -141,6 +161,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data", help="the shared data folder")
     config = load_config([])  # the server's defaults and DIGITS_* env vars
     parser.add_argument("--model", default=config.model_path, help="model to evaluate (.tflite or .keras)")
+    parser.add_argument("--reader", default=config.reader_path,
+                        help="the line reader; '' reads the candidates alone, as the engine did before it")
     parser.add_argument("--backend", default=config.backend, choices=BACKENDS, help="what runs the model")
     parser.add_argument("--scenes", type=int, default=600, help="how many digit scenes to generate")
     parser.add_argument("--blank", type=int, default=600, help="how many blank scenes to generate")
@@ -151,30 +173,31 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--verbose", action="store_true", help="list the misread files")
     args = parser.parse_args(argv)
 
-    classifier = load_classifier(args.model, args.backend)
+    models = Models(load_classifier(args.model, args.backend),
+                    load_reader(args.reader, args.backend) if args.reader else None)
     folders = [ROOT / "samples"] + [args.data / "photos-dev" / name for name in ("photo", "canvas", "processed")]
     extra = args.data / "photos-extra" / "photo"
     misreads = []
     with ThreadPoolExecutor() as pool:
         for folder in folders + [extra]:
             if folder.is_dir():
-                misreads += evaluate_folder(folder, classifier, pool, multi_digit=folder == extra)
+                misreads += evaluate_folder(folder, models, pool, multi_digit=folder == extra)
         for name in ("mnist", "usps"):
             path = args.data / f"{name}.npz"
             if path.exists():
-                evaluate_arrays(f"{name} test set (each crop as the engine reads it)", path, classifier)
+                evaluate_arrays(f"{name} test set (each crop as the engine reads it)", path, models.classifier)
         if args.scenes and (args.data / "mnist.npz").exists():
-            evaluate_digit_scenes(args.scenes, args.data / "mnist.npz", classifier, pool)
+            evaluate_digit_scenes(args.scenes, args.data / "mnist.npz", models, pool)
         if args.blank:
-            evaluate_blank(args.blank, classifier, pool)
+            evaluate_blank(args.blank, models, pool)
         if all((args.data / f"{name}.npz").exists() for name in ("mnist", "usps")):
             split = "validation" if args.validation else "test"
-            pools = heldout.validation_digits(args.data) if args.validation else heldout.test_digits(args.data)
+            pools = validation_digits(args.data) if args.validation else heldout.test_digits(args.data)
             if args.loss:
-                evaluate_engine_loss(pools, args.loss, split, classifier, pool)
+                evaluate_engine_loss(pools, args.loss, split, models, pool)
             if args.per_value:
                 seed = heldout.VALIDATION_SEED if args.validation else heldout.TEST_SEED
-                evaluate_categories(pools, seed, args.per_value, split, classifier, pool)
+                evaluate_categories(pools, seed, args.per_value, split, models, pool)
     if args.verbose and misreads:
         print("\nmisread (path, label, read):")
         for path, expected, read in misreads:

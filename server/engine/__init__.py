@@ -1,10 +1,11 @@
 """The recognition engine: image bytes -> digits. It imports nothing from the serving code.
 
     decode      bytes -> grayscale image as the user sees it (EXIF orientation applied), shrunk while decoding
-    preprocess  image -> digit candidates and their MNIST-style 28x28 crops
-    prepare     decode + preprocess for one image: a Prepared (crops, boxes, ways to read each candidate)
+    preprocess  image -> digit candidates, their MNIST-style 28x28 crops, and their lines
+    prepare     decode + preprocess for one image: a Prepared (crops, boxes, ways to read each candidate, lines)
     backends    how the networks run: LiteRT (the default) or Keras
     classifier  crops -> probabilities: `load_classifier(path, backend)`
+    reader      lines -> per step probabilities, and those -> digits: `load_reader(path, backend)`
     assemble    probabilities -> the result: the number, per digit value, confidence, top-3 and box
     pipeline    all of it for many images, every crop in one network call: `recognize`
 """
@@ -13,10 +14,12 @@ from .assemble import MIN_CONFIDENCE, assemble, read
 from .backends import BACKENDS, model_file
 from .classifier import CLASSES, NOT_A_DIGIT, Classifier, load_classifier
 from .decode import ImageError
-from .pipeline import Classify, classify_batch, recognize
+from .pipeline import Classify, ReadLines, classify_batch, read_lines_batch, recognize
 from .prepare import Prepared, prepare
+from .reader import LineReader, load_reader
 
 __all__ = [
-    "BACKENDS", "CLASSES", "MIN_CONFIDENCE", "NOT_A_DIGIT", "Classifier", "Classify", "ImageError", "Prepared",
-    "assemble", "classify_batch", "load_classifier", "model_file", "prepare", "read", "recognize",
+    "BACKENDS", "CLASSES", "MIN_CONFIDENCE", "NOT_A_DIGIT", "Classifier", "Classify", "ImageError", "LineReader",
+    "Prepared", "ReadLines", "assemble", "classify_batch", "load_classifier", "load_reader", "model_file", "prepare",
+    "read", "read_lines_batch", "recognize",
 ]

@@ -15,6 +15,17 @@ from .preprocess import preprocess, shapes
 
 
 @dataclass
+class PreparedLine:
+    """A line of candidates as the line reader takes it, and how its input's pixels map onto the user's image."""
+
+    image: np.ndarray  # (HEIGHT, width) float32 in [0, 1], ink 1
+    candidates: list[int]  # its candidates, as indices into Prepared.readings
+    box: tuple[int, int, int, int]  # (x, y, w, h) of its candidates together, in the oriented full-resolution image
+    origin: tuple[float, float]  # the input's (0, 0) in the oriented full-resolution image
+    pixel: tuple[float, float]  # the size of one input pixel there (width, height)
+
+
+@dataclass
 class Prepared:
     crops: np.ndarray  # (n, 28, 28, 1) float32 in [0, 1], white ink on black, MNIST-normalised
     boxes: list[tuple[int, int, int, int]]  # (x, y, w, h) in the oriented full-resolution image
@@ -23,6 +34,7 @@ class Prepared:
     reason: str | None  # why there are no candidates, else None
     # Per candidate, the ways to read it as crop indices: the whole (when it may be one digit), its parts in order.
     readings: list[list[tuple[int, ...]]]
+    lines: list[PreparedLine] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -31,7 +43,8 @@ def prepare(data: bytes, max_pixels: int = 40_000_000) -> Prepared:
     start = time.perf_counter()
     decoded = decode(data, max_pixels)
     decoded_at = time.perf_counter()
-    candidates, crops, reason = preprocess(decoded.gray, decoded.brightest)
+    found = preprocess(decoded.gray, decoded.brightest)
+    candidates, crops, reason = found.candidates, found.crops, found.reason
     done = time.perf_counter()
     sx = decoded.width / decoded.gray.shape[1]
     sy = decoded.height / decoded.gray.shape[0]
@@ -41,8 +54,11 @@ def prepare(data: bytes, max_pixels: int = 40_000_000) -> Prepared:
         whole = [(index,)] if candidate.single else []
         readings.append(whole + [tuple(index + 1 + part for part in split) for split in candidate.splits])
         index += 1 + len(candidate.parts)
+    lines = [PreparedLine(line.image, line.members, _scale_box(line.box, sx, sy),
+                          (line.origin[0] * sx, line.origin[1] * sy), (sx / line.scale, sy / line.scale))
+             for line in found.lines]
     timings = {"decode_ms": (decoded_at - start) * 1000, "preprocess_ms": (done - decoded_at) * 1000}
-    return Prepared(crops, boxes, decoded.width, decoded.height, reason, readings, timings)
+    return Prepared(crops, boxes, decoded.width, decoded.height, reason, readings, lines, timings)
 
 
 def _scale_box(box: tuple[int, int, int, int], sx: float, sy: float) -> tuple[int, int, int, int]:

@@ -1,20 +1,24 @@
-"""Grayscale image -> MNIST-style digit crops: find the ink, find the digits, normalise each one.
+"""Grayscale image -> MNIST-style digit crops and lines of ink: find the ink, find the digits, normalise each one.
 
     ink       dark ink on light paper, its strength against the local paper, the ink thresholds
     ruled     ruled and squared lines and margins erased
     segment   the ink mask -> digit candidates (components filtered, grouped, wide shapes cut in parts)
     crops     each candidate's mask -> a 28x28 MNIST-style crop
+    lines     the candidates in rows -> each row's ink, the line reader's input
 
 Pure NumPy/OpenCV, no state: safe to call from many threads at once (OpenCV releases the GIL).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import cv2
 import numpy as np
 
 from .crops import normalize
 from .ink import dark_ink, ink_strength, thresholds
+from .lines import Line, find_lines
 from .ruled import remove_ruled_lines
 from .segment import Candidate, find_digits
 
@@ -23,23 +27,28 @@ from .segment import Candidate, find_digits
 cv2.setNumThreads(1)
 
 
-def preprocess(
-    gray: np.ndarray, brightest: np.ndarray | None = None
-) -> tuple[list[Candidate], np.ndarray, str | None]:
-    """Grayscale working image (and a dark picture's brightest channel, see `dark_ink`) -> (candidates, crops
-    (n,28,28,1) float32, reason when there are none). The crops are each candidate's, followed by its parts'
-    when it is cut (`shapes`)."""
+@dataclass
+class Found:
+    candidates: list[Candidate]
+    crops: np.ndarray  # (n, 28, 28, 1) float32: each candidate's, followed by its parts' when it is cut (`shapes`)
+    reason: str | None  # why there are no candidates, else None
+    lines: list[Line] = field(default_factory=list)
+
+
+def preprocess(gray: np.ndarray, brightest: np.ndarray | None = None) -> Found:
+    """Grayscale working image (and a dark picture's brightest channel, see `dark_ink`) -> its digit candidates,
+    their crops and their lines."""
     gray = dark_ink(gray, brightest)
     strength = ink_strength(gray)
     levels = thresholds(strength)
     if levels is None:
-        return [], np.zeros((0, 28, 28, 1), np.float32), "no ink found"
+        return Found([], np.zeros((0, 28, 28, 1), np.float32), "no ink found")
     mask = remove_ruled_lines((strength >= levels[0]).view(np.uint8))
     candidates = find_digits(mask, strength >= levels[1], gray)
     if not candidates:
-        return [], np.zeros((0, 28, 28, 1), np.float32), "no digit-like shapes"
+        return Found([], np.zeros((0, 28, 28, 1), np.float32), "no digit-like shapes")
     crops = np.stack([normalize(c.mask) for c in shapes(candidates)])[..., None]
-    return candidates, crops, None
+    return Found(candidates, crops, None, find_lines(candidates, mask))
 
 
 def shapes(candidates: list[Candidate]) -> list[Candidate]:

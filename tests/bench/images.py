@@ -46,13 +46,14 @@ def _paper(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def scene(
-    number: str, size: tuple[int, int], seed: int = 0, quality: int = 90, gap: float = 0.2, share: float = 0.45
+    number: str, size: tuple[int, int], seed: int = 0, quality: int = 90, gap: float = 0.2, share: float = 0.45,
+    broken: float = 0.0,
 ) -> bytes:
     """A JPEG of `number` handwritten on paper: digits at most `share` of its height and 80% of its width,
-    `gap` of their height apart (below 0: they touch)."""
+    `gap` of their height apart (below 0: they touch), each cut across by a gap `broken` of its height tall."""
     rng = np.random.default_rng(seed)
     image = _paper(*size, rng)
-    _write(image, number, rng, gap, share)
+    _write(image, number, rng, gap, share, broken)
     return _jpeg(image, quality)
 
 
@@ -87,10 +88,12 @@ def page_edge(number: str, size: tuple[int, int], seed: int = 0) -> bytes:
 
 
 def _write(
-    image: np.ndarray, number: str, rng: np.random.Generator, gap: float = 0.2, share: float = 0.45
+    image: np.ndarray, number: str, rng: np.random.Generator, gap: float = 0.2, share: float = 0.45,
+    broken: float = 0.0,
 ) -> None:
     """Write `number` near the middle of `image` (BGR, in place): at most `share` of its height, 80% of its
-    width, `gap` of the digit height between digits."""
+    width, `gap` of the digit height between digits, each cut across by a gap `broken` of its height tall (at a
+    random height between a third and two thirds of it)."""
     height, width = image.shape[:2]
     inks = [_ink(d) for d in number]
     widths = sum(a.shape[1] / a.shape[0] for a in inks) + gap * (len(inks) - 1)  # at digit height 1
@@ -102,6 +105,9 @@ def _write(
     y = (height - digit_h) // 2 + int(rng.integers(-height // 20, height // 20 + 1))
     pen = np.array(rng.choice([[40, 40, 40], [90, 40, 30], [60, 60, 70]]), np.float32)  # graphite, blue, grey
     for alpha in inks:
+        if broken:
+            top = int(digit_h * rng.uniform(0.33, 0.67 - broken))
+            alpha[top : top + max(1, round(broken * digit_h))] = 0
         w = alpha.shape[1]
         a = alpha[:, :, None]
         region = image[y : y + digit_h, x : x + w]

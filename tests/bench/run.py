@@ -64,37 +64,43 @@ QUICK = Plan({"320x240": 40, "1280x720": 8, "4000x3000": 2}, 10, 160, (1, 10), (
 # ---------------------------------------------------------------- engine and model, in this process
 
 
-def engine_latency(classifier: engine.Classifier, data: bytes, repeats: int) -> dict[str, Any]:
+def engine_latency(classifier: engine.Classifier, reader: engine.LineReader | None, data: bytes,
+                   repeats: int) -> dict[str, Any]:
     """Median ms per stage for one image, single thread: the same steps as engine.recognize([data])."""
-    stages: dict[str, list[float]] = {"decode_ms": [], "preprocess_ms": [], "classify_ms": [], "total_ms": [],
-                                      "prepare_cpu_ms": []}
+    stages: dict[str, list[float]] = {"decode_ms": [], "preprocess_ms": [], "classify_ms": [], "read_lines_ms": [],
+                                      "total_ms": [], "prepare_cpu_ms": []}
     for _ in range(repeats):
         start, cpu = time.perf_counter(), time.thread_time()
         prepared = engine.prepare(data)
         prepared_at = time.perf_counter()
         # CPU time of this thread: what prepare costs without the waits other processes on the machine cause.
         stages["prepare_cpu_ms"].append((time.thread_time() - cpu) * 1000)
-        result = engine.assemble(prepared, classifier.classify(prepared.crops))
+        probs = classifier.classify(prepared.crops)
+        classified_at = time.perf_counter()
+        result = engine.assemble(prepared, probs, engine.read_lines_batch([prepared], reader and reader.read)[0])
         done = time.perf_counter()
         for stage in ("decode_ms", "preprocess_ms"):
             stages[stage].append(prepared.timings[stage])
-        stages["classify_ms"].append((done - prepared_at) * 1000)  # with assemble
+        stages["classify_ms"].append((classified_at - prepared_at) * 1000)
+        stages["read_lines_ms"].append((done - classified_at) * 1000)  # with assemble
         stages["total_ms"].append((done - start) * 1000)
     medians = {stage: round(statistics.median(values), 3) for stage, values in stages.items()}
     return {**medians, "total_min_ms": round(min(stages["total_ms"]), 3), "repeats": repeats, "bytes": len(data),
             "read": result["number"]}
 
 
-def engine_throughput(classifier: engine.Classifier, frames: list[bytes], total: int, threads: int,
-                      batch: int = 16) -> dict[str, Any]:
+def engine_throughput(classifier: engine.Classifier, reader: engine.LineReader | None, frames: list[bytes],
+                      total: int, threads: int, batch: int = 16) -> dict[str, Any]:
     """Frames/s as the server works: `threads` threads prepare, this thread classifies `batch` images per call."""
     start = time.perf_counter()
     with ThreadPoolExecutor(threads) as pool:
         futures = [pool.submit(engine.prepare, frames[i % len(frames)]) for i in range(total)]
         for first in range(0, total, batch):
             ready = [future.result() for future in futures[first : first + batch]]
-            for prepared, p in zip(ready, engine.classify_batch(ready, classifier.classify), strict=True):
-                engine.assemble(prepared, p)
+            outputs = zip(engine.classify_batch(ready, classifier.classify),
+                          engine.read_lines_batch(ready, reader and reader.read), strict=True)
+            for prepared, (probs, lines) in zip(ready, outputs, strict=True):
+                engine.assemble(prepared, probs, lines)
     seconds = time.perf_counter() - start
     return {"fps": round(total / seconds, 1), "frames": total, "threads": threads, "batch": batch}
 
@@ -128,19 +134,25 @@ def _median_ms(call: Any, repeats: int) -> float:
     return statistics.median(times)
 
 
-def measure_engine(classifiers: dict[str, engine.Classifier], served: str, keras_path: Path,
-                   plan: Plan) -> dict[str, Any]:
-    """Latency on every backend (`latency` is the served one's), throughput and the model's speed."""
+def measure_engine(classifiers: dict[str, engine.Classifier], readers: dict[str, engine.LineReader | None],
+                   served: str, keras_path: Path, plan: Plan) -> dict[str, Any]:
+    """Latency on every backend (`latency` is the served one's) and with the candidates read alone (the engine
+    before the line reader), throughput and the model's speed."""
     webcam = images.frames()
     pictures = {"320x240": webcam[0], "1280x720": images.frames(images.HD, 1)[0], "4000x3000": images.phone_photo()}
-    latency = {backend: {size: engine_latency(classifier, data, plan.repeats[size]) for size, data in pictures.items()}
-               for backend, classifier in classifiers.items()}
+
+    def latency(classifier: engine.Classifier, reader: engine.LineReader | None) -> dict[str, Any]:
+        return {size: engine_latency(classifier, reader, data, plan.repeats[size]) for size, data in pictures.items()}
+
+    by_backend = {backend: latency(classifier, readers[backend]) for backend, classifier in classifiers.items()}
     crops = np.concatenate([engine.prepare(frame).crops for frame in webcam])
+    threads = os.cpu_count() or 1
     return {
         "backend": served,
-        "latency": latency[served],
-        "latency_by_backend": latency,
-        "throughput": engine_throughput(classifiers[served], webcam, plan.throughput_frames, os.cpu_count() or 1),
+        "latency": by_backend[served],
+        "latency_by_backend": by_backend,
+        "latency_without_reader": latency(classifiers[served], None),
+        "throughput": engine_throughput(classifiers[served], readers[served], webcam, plan.throughput_frames, threads),
         "model": {**model_speed(classifiers, keras_path, crops, plan.model_repeats), "crops": len(crops)},
     }
 
@@ -302,12 +314,14 @@ def markdown(results: dict[str, Any]) -> str:
     engine_, model, r = results["engine"], results["engine"]["model"], results["ratios"]
     lines = [f"Benchmark, {results['date']}, {results['machine']['cores']} cores"
              f" (load average {results['machine']['load_average_start']}), {results['mode']} run", "",
-             "| engine, single thread (ms) | backend | decode | preprocess | classify | total, median | total, best | "
-             "prepare, CPU time |", "|---|---|---|---|---|---|---|---|"]
-    for backend, latency in engine_["latency_by_backend"].items():
+             "| engine, single thread (ms) | backend | decode | preprocess | classify | read lines | total, median | "
+             "total, best | prepare, CPU time |", "|---|---|---|---|---|---|---|---|---|"]
+    rows = [*engine_["latency_by_backend"].items(),
+            (f"{engine_['backend']}, no reader", engine_["latency_without_reader"])]
+    for backend, latency in rows:
         for size, f in latency.items():
             lines.append(f"| {size} JPEG | {backend} | {f['decode_ms']} | {f['preprocess_ms']} | {f['classify_ms']} | "
-                         f"**{f['total_ms']}** | {f['total_min_ms']} | {f['prepare_cpu_ms']} |")
+                         f"{f['read_lines_ms']} | **{f['total_ms']}** | {f['total_min_ms']} | {f['prepare_cpu_ms']} |")
     lines += ["", "| model, per digit (ms) | " + " | ".join(f"batch {b}" for b in MODEL_BATCHES) + " |",
               "|---|" + "---|" * len(MODEL_BATCHES)]
     for key, name in (("litert_per_digit_ms", "litert: XNNPACK"), ("keras_per_digit_ms",
@@ -352,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
     plan = QUICK if args.quick else FULL
     # The server's settings, except: no live frame-rate cap (one-in-flight clients go faster than 30 fps),
     # and room for every connection the plan opens.
-    settings = {"model_path": args.model_path, "backend": config.backend, "max_fps": 0,
+    settings = {"model_path": args.model_path, "reader_path": config.reader_path, "backend": config.backend,
+                "max_fps": 0,
                 "max_connections": max(config.max_connections, 2 * max(plan.connections)),
                 **{name: getattr(config, name) for name in
                    ("history_bytes", "history_frames", "max_batch", "batch_wait_ms", "threads", "workers")}}
@@ -366,14 +381,17 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"engine and model ({results['mode']})...", flush=True)
     classifiers = {backend: engine.load_classifier(args.model_path, backend) for backend in engine.BACKENDS}
-    results["engine"] = measure_engine(classifiers, config.backend, keras_path, plan)
+    readers = {backend: engine.load_reader(config.reader_path, backend) if config.reader_path else None
+               for backend in engine.BACKENDS}
+    results["engine"] = measure_engine(classifiers, readers, config.backend, keras_path, plan)
     print("server over WebSockets...", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-") as log_dir:
         results["server"] = measure_server(plan, settings, Path(log_dir))
         print("cluster through HAProxy...", flush=True)
         results["cluster"] = cluster.measure(cluster.QUICK if args.quick else cluster.FULL, Path(log_dir))
     # Other work on the machine only ever lowers a throughput: measure the engine's again, keep the better.
-    again = engine_throughput(classifiers[config.backend], images.frames(), plan.throughput_frames, os.cpu_count() or 1)
+    again = engine_throughput(classifiers[config.backend], readers[config.backend], images.frames(),
+                              plan.throughput_frames, os.cpu_count() or 1)
     first = results["engine"]["throughput"]
     results["engine"]["throughput"] = {**first, "fps": max(first["fps"], again["fps"]),
                                        "fps_before_server": first["fps"], "fps_after_server": again["fps"]}
