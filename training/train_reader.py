@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> dict:
     print(figures, flush=True)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    served = keras.models.clone_model(model)  # the network alone: Keras 3 would save the optimizer's state too
+    served = build_model()  # the network alone: Keras 3 would save the optimizer's state with the trained one
     served.set_weights(model.get_weights())
     served.save(args.out)
     args.out.with_suffix(".tflite").write_bytes(to_litert(served))
