@@ -59,7 +59,7 @@ def assemble(prepared: Prepared, probs: np.ndarray, line_probs: list[np.ndarray]
     for line, steps in zip(prepared.lines, line_probs or [], strict=False):
         by_rules = [digit for c in line.candidates for digit in digits[c]]
         by_line = line_digits(line, steps)
-        if _take_line(by_rules, by_line):
+        if _take_line(by_rules, by_line):  # the line's digits stand in for all of its candidates'
             for c in line.candidates:
                 digits[c] = []
             digits[line.candidates[0]] = by_line
