@@ -24,7 +24,7 @@ from keras import layers, ops  # noqa: E402
 
 from server.engine.backends import to_litert  # noqa: E402
 from training.locate_data import STRIDE, boxes, locator_scenes, targets  # noqa: E402
-from training.split import MNIST_VALIDATION, usps_split  # noqa: E402
+from training.split import training_digits, validation_digits  # noqa: E402
 
 VALIDATION_SEED = 77
 
@@ -42,9 +42,10 @@ def main(argv: list[str] | None = None) -> dict:
     keras.utils.set_random_seed(args.seed)
 
     started = time.time()
-    train_digits, validation_digits = load_digits(args.data)
+    train_digits = np.concatenate([x for x, _ in training_digits(args.data)])
+    held_out = np.concatenate([x for x, _ in validation_digits(args.data)])
     x, y = scenes(args.scenes, train_digits, args.seed)
-    x_val, y_val, val_boxes = scenes(args.validation, validation_digits, VALIDATION_SEED, keep_boxes=True)
+    x_val, y_val, val_boxes = scenes(args.validation, held_out, VALIDATION_SEED, keep_boxes=True)
     print(f"scenes: {len(x)} training, {len(x_val)} validation ({time.time() - started:.0f} s)", flush=True)
 
     model = build_model()
@@ -57,16 +58,6 @@ def main(argv: list[str] | None = None) -> dict:
     args.out.with_suffix(".tflite").write_bytes(to_litert(model))
     print(f"saved {args.out} and its .tflite ({time.time() - started:.0f} s in all)")
     return figures
-
-
-def load_digits(folder: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(training digits, validation digits), white-on-black 28x28 uint8, split as the classifier's are
-    (training/split.py); no test split is touched."""
-    mnist, usps = np.load(folder / "mnist.npz"), np.load(folder / "usps.npz")
-    usps_validation, usps_train = usps_split(len(usps["x_train"]))
-    train = np.concatenate([mnist["x_train"][:-MNIST_VALIDATION], usps["x_train"][usps_train]])
-    validation = np.concatenate([mnist["x_train"][-MNIST_VALIDATION:], usps["x_train"][usps_validation]])
-    return train, validation
 
 
 def scenes(n: int, digits: np.ndarray, seed: int, keep_boxes: bool = False):  # noqa: ANN201 (arrays, boxes)
