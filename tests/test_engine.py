@@ -442,6 +442,25 @@ def test_a_stroke_crossing_a_shadows_edge_stands_out(paper: int) -> None:
     assert [c.box for c in find_digits(mask, mask > 0, gray)] == [(95, 40, 12, 320)]
 
 
+@pytest.mark.parametrize(
+    ("rows", "cols", "level"),
+    [((60, 120), (60, 75), 205), ((0, 100), (60, 64), 40)],
+    ids=["a-smudge-fading-into-the-paper", "a-line-running-out-of-the-picture"],
+)
+def test_a_small_digit_is_not_outscaled_by_a_shape_that_is_no_digit(
+    rows: tuple[int, int], cols: tuple[int, int], level: int
+) -> None:
+    """A small dark "1" beside a taller shape that is no digit: a faint smudge no darker than the paper around it,
+    or a dark line from the picture's edge. Either once set the scale (a digit is at least a third as tall as the
+    tallest shape) and the "1" was dropped."""
+    from server.engine.segment import find_digits
+
+    gray, mask = np.full((240, 320), 220, np.uint8), np.zeros((240, 320), np.uint8)
+    gray[slice(*rows), slice(*cols)], mask[slice(*rows), slice(*cols)] = level, 1
+    gray[100:118, 200:204], mask[100:118, 200:204] = 40, 1  # the "1"
+    assert [c.box for c in find_digits(mask, mask > 0, gray)] == [(200, 100, 4, 18)]
+
+
 def test_a_digit_beside_a_peeled_rim_is_still_judged_against_the_paper() -> None:
     """A dark "0" touching a faint rim (an L, like a shadow's edge) is peeled out of it; a lighter stroke a few
     pixels inside the rim's corner, which never touched it, is still compared with the paper, not with the rim."""

@@ -28,6 +28,7 @@ MAX_CUT_POINTS = 5
 CUT_SPACING = 0.2
 # A big shape, this share of the picture's long side or more, is checked to stand out before strokes are grouped.
 BIG_SHAPE = 0.2
+SCALE_TRIES = 3  # how many times the scale is set again without a shape that faded into the paper
 RUNS_OUT_ASPECT = 6  # an upright shape this many times taller than wide that reaches the frame is a line, not a "1"
 # Pixels of the working image: smaller shapes are specks, not digits anyone could read. No share of the picture:
 # a 3% minimum lost every digit under 90 px of a 4000x3000 photo and kept out no blank scene (model card).
@@ -88,18 +89,43 @@ def find_digits(
         if left.any():
             return find_digits(peeled, strong & (peeled > 0), gray, FirstLook(mask, left))
     ids = [i for i in ids if max(stats[i, 2:4]) < big or i in standing]
-    if not ids:
-        return []
+    # The biggest shapes set the scale of what counts as a speck or too small; when the one that set it is paper
+    # (a shadow's edge, a smudge), the digits it outscaled are looked for again without it.
+    candidates: list[Candidate] = []
+    for _ in range(SCALE_TRIES):
+        if not ids:
+            break
+        candidates, faded = _standing_candidates(ids, labels, stats, mask, gray, first, standing)
+        if not faded:
+            break
+        ids = [i for i in ids if i not in faded]
+    for candidate in candidates:
+        _, _, w, h = candidate.box
+        candidate.single = w <= SINGLE_ASPECT * h
+        ways = [list(pairwise((0, *cuts, w))) for cuts in _cuts(candidate.mask)]  # (left, right) columns
+        pieces = sorted({piece for way in ways for piece in way})  # a piece shared by several ways is cut once
+        candidate.parts = [_part(candidate, left, right) for left, right in pieces]
+        candidate.splits = [tuple(pieces.index(piece) for piece in way) for way in ways]
+    return sorted(candidates, key=lambda c: c.box[0])
+
+
+def _standing_candidates(
+    ids: list[int], labels: np.ndarray, stats: np.ndarray, mask: np.ndarray, gray: np.ndarray,
+    first: FirstLook | None, standing: dict[int, Candidate],
+) -> tuple[list[Candidate], set[int]]:
+    """The components `ids` grouped into digit-like candidates that stand out from the paper, biggest first, and
+    the components of the shapes that set the scale (the tallest group, the largest component) but did not."""
     largest = max(stats[i, cv2.CC_STAT_AREA] for i in ids)
     ids = [i for i in ids if stats[i, cv2.CC_STAT_AREA] >= 0.02 * largest]  # specks
     groups, boxes = _group(ids, stats)
-    tallest = max(h for _, _, _, h in boxes)
+    # Only shapes that could be digits set it: not a line running out of the picture, nor the whole frame.
+    tallest = max((box[3] for box in boxes if _digit_like(box, 0, mask.shape)), default=0)
     min_height = max(MIN_DIGIT_HEIGHT, 0.35 * tallest)
     chosen = [
         (box, group) for box, group in zip(boxes, groups, strict=True) if _digit_like(box, min_height, mask.shape)
     ]
     chosen.sort(key=lambda item: item[0][2] * item[0][3], reverse=True)
-    candidates = []
+    candidates, faded = [], set()
     for box, group in chosen[:MAX_CANDIDATES]:
         if len(group) == 1 and group[0] in standing:
             candidates.append(standing[group[0]])
@@ -114,14 +140,9 @@ def find_digits(
             for ids, box in zip(*_group(kept, stats), strict=True):
                 if _digit_like(box, min_height, mask.shape):
                     candidates.append(standing[ids[0]] if len(ids) == 1 else Candidate(box, _crop(labels, box, ids)))
-    for candidate in candidates:
-        _, _, w, h = candidate.box
-        candidate.single = w <= SINGLE_ASPECT * h
-        ways = [list(pairwise((0, *cuts, w))) for cuts in _cuts(candidate.mask)]  # (left, right) columns
-        pieces = sorted({piece for way in ways for piece in way})  # a piece shared by several ways is cut once
-        candidate.parts = [_part(candidate, left, right) for left, right in pieces]
-        candidate.splits = [tuple(pieces.index(piece) for piece in way) for way in ways]
-    return sorted(candidates, key=lambda c: c.box[0])
+        elif box[3] == tallest or any(stats[i, cv2.CC_STAT_AREA] == largest for i in group):
+            faded.update(group)
+    return candidates, faded
 
 
 def _cuts(mask: np.ndarray) -> list[tuple[int, ...]]:
