@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--validation", type=int, default=1500, help="validation scenes")
     parser.add_argument("--lines", type=Path, default=Path("training/out/lines"),
                         help="keep the lines made here and use them again when the settings match")
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=16)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
