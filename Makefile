@@ -57,9 +57,11 @@ test: $(VENV)/.installed browser services lint
 train: $(VENV)/.installed
 	$(BIN)/python -m training.train --data $(DATA) --out model/digits.keras
 	$(BIN)/python -m training.train_reader --data $(DATA) --out model/reader.keras
+	$(BIN)/python -m training.train_inkmap --data $(DATA) --out model/inkmap.keras
 
 eval: $(VENV)/.installed
 	$(BIN)/python -m tools.evaluate --data $(DATA)
+	$(BIN)/python -m tools.inkmap_check --data $(DATA)
 
 bench: $(VENV)/.installed
 	$(BIN)/python -m tests.bench.run

@@ -103,6 +103,39 @@ def test_broken_digits_have_gaps_in_their_strokes() -> None:
         assert components(gray < 128) >= 2
 
 
+def test_detached_digits_have_a_piece_apart_from_the_rest() -> None:
+    for seed in range(3):
+        gray, _ = screen(seed, [bar()], layout="detached", size=0.5)
+        assert components(gray < 128) >= 2
+
+
+def test_a_digit_filling_the_frame_may_be_cut_by_it() -> None:
+    from training.scenes import ink_scene
+
+    cut = [ink_scene(np.random.default_rng(seed), [ring()], look=Look(size=1.1)).visible[0] for seed in range(4)]
+    assert all(0 < share < 1 for share in cut)  # 1.1 frames tall: some of its ink is always off the frame
+
+
+def test_the_ink_mask_is_the_digits_ink_and_nothing_else() -> None:
+    """The scene is the very one digit_scene draws; its mask covers the digits' dark strokes, and clutter (ink
+    that is no digit's), ruled lines and the table stay out of it."""
+    from training.scenes import ink_scene
+
+    for seed in range(4):
+        scene = ink_scene(np.random.default_rng(seed), [ring(), bar()], 480, 640, look=Look(paper="clutter"))
+        image, boxes = digit_scene(np.random.default_rng(seed), [ring(), bar()], 480, 640, look=Look(paper="clutter"))
+        assert np.array_equal(scene.image, image) and scene.boxes == boxes
+        for x, y, w, h in boxes:
+            assert scene.ink[y : y + h, x : x + w].mean() > 0.1
+        outside = np.ones(scene.ink.shape, bool)
+        for x, y, w, h in boxes:
+            outside[y : y + h, x : x + w] = False
+        assert not scene.ink[outside].any()
+    blank = ink_scene(np.random.default_rng(1), [], 240, 320, look=Look(paper="clutter"))
+    gray = cv2.cvtColor(blank.image, cv2.COLOR_BGR2GRAY)
+    assert not blank.ink.any() and (gray < 0.6 * np.median(gray)).sum() > 50  # the clutter is there, not in the mask
+
+
 def periodic(gray: np.ndarray, axis: int) -> float:
     """How regularly spaced the image's dark rows (axis 0) or columns (axis 1) are, at the best tilt within 10
     degrees: the highest autocorrelation of their brightness profile, high-passed, at a lag of 8 px or more."""
@@ -179,12 +212,14 @@ def test_evaluate_reports_each_category(tmp_path: Path) -> None:
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    lines = [line.split() for line in done.stdout.splitlines()[-30:]]
+    values = [[axis, value] for axis in categories.AXES for value in categories.AXES[axis]]
+    n = len(values)
+    lines = [line.split() for line in done.stdout.splitlines()[-(n + 4):]]
     assert [line[:4] + line[7:8] for line in lines[:2]] == [["engine", "loss,", "MNIST", "validation", "2/2"],
                                                             ["engine", "loss,", "USPS", "validation", "1/1"]]
     assert "gap" in lines[0] and "points" in lines[0]
-    values = [[axis, value] for axis in categories.AXES for value in categories.AXES[axis]]
-    assert [line[3:5] for line in lines[2:28]] == values
-    assert all(line[5] in ("0/1", "1/1") for line in lines[2:28])
-    assert lines[28][3] == "all" and lines[28][4].endswith("/26") and lines[28][-1] == str(heldout.VALIDATION_SEED)
-    assert lines[29][3] == "lowest," and lines[29][4:6] in values
+    assert [line[3:5] for line in lines[2 : n + 2]] == values
+    assert all(line[5] in ("0/1", "1/1") for line in lines[2 : n + 2])
+    assert lines[n + 2][3] == "all" and lines[n + 2][4].endswith(f"/{n}")
+    assert lines[n + 2][-1] == str(heldout.VALIDATION_SEED)
+    assert lines[n + 3][3] == "lowest," and lines[n + 3][4:6] in values

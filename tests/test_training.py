@@ -128,3 +128,24 @@ def test_line_reader_smoke_run_writes_a_model_and_its_conversion(tmp_path):
     for width, steps in zip(WIDTHS, reader.read([np.zeros((HEIGHT, width), np.float32) for width in WIDTHS]),
                             strict=True):
         assert steps.shape == (width // STRIDE, CLASSES) and np.allclose(steps.sum(axis=1), 1, atol=1e-4)
+
+
+@pytest.mark.data
+def test_ink_map_smoke_run_writes_a_model_and_its_conversion(tmp_path):
+    """The ink map's training (training/train_inkmap.py) makes its crops, trains, evaluates and saves end to end, and
+    its conversion maps a picture of any size, on both backends alike."""
+    if not (DATA / "usps.npz").exists():
+        pytest.skip(f"shared data not found at {DATA}: the smoke run needs mnist.npz and usps.npz")
+    from server.engine.inkmap import load_inkmap
+    from training.train_inkmap import main
+
+    out = tmp_path / "inkmap.keras"
+    figures = main(["--data", str(DATA), "--out", str(out), "--scenes", "16", "--validation", "8", "--epochs", "1",
+                    "--batch", "8", "--crops", str(tmp_path / "crops")])
+
+    assert 0 <= figures["pixel_iou"] <= 1 and figures["blank_crops_marked"] <= figures["blank_crops"]
+    assert sorted((tmp_path / "crops").iterdir())  # the crops are kept for another run
+    gray = np.random.default_rng(0).integers(0, 256, (75, 101), np.uint8)
+    maps = [load_inkmap(out.with_suffix(".tflite"), "litert")(gray), load_inkmap(out, "keras")(gray)]
+    assert maps[0].shape == (38, 51)
+    np.testing.assert_allclose(maps[0], maps[1], atol=1e-4)

@@ -26,8 +26,10 @@ from server.engine import (
     NOT_A_DIGIT,
     Classifier,
     ImageError,
+    InkMap,
     LineReader,
     load_classifier,
+    load_inkmap,
     load_reader,
     read,
     recognize,
@@ -49,12 +51,13 @@ def label(path: Path) -> str:
 class Models:
     classifier: Classifier
     reader: LineReader | None  # None: the candidates are read alone, as the engine did before the line reader
+    ink_map: InkMap | None = None  # None: the ink rules find the ink
 
 
 def read_all(datas: list[bytes], models: Models, pool: ThreadPoolExecutor) -> list[str | None]:
     """The number read from each image ('?' when unreadable): prepared in threads, classified in one batch."""
     results = recognize(datas, models.classifier.classify, map_fn=pool.map,
-                        read_lines=models.reader.read if models.reader else None)
+                        read_lines=models.reader.read if models.reader else None, ink_map=models.ink_map)
     return ["?" if isinstance(r, ImageError) else r["number"] for r in results]
 
 
@@ -163,6 +166,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default=config.model_path, help="model to evaluate (.tflite or .keras)")
     parser.add_argument("--reader", default=config.reader_path,
                         help="the line reader; '' reads the candidates alone, as the engine did before it")
+    parser.add_argument("--inkmap", default="",
+                        help="a learned ink map (.tflite or .keras) to find the ink instead of the ink rules")
     parser.add_argument("--backend", default=config.backend, choices=BACKENDS, help="what runs the model")
     parser.add_argument("--scenes", type=int, default=600, help="how many digit scenes to generate")
     parser.add_argument("--blank", type=int, default=600, help="how many blank scenes to generate")
@@ -174,7 +179,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     models = Models(load_classifier(args.model, args.backend),
-                    load_reader(args.reader, args.backend) if args.reader else None)
+                    load_reader(args.reader, args.backend) if args.reader else None,
+                    load_inkmap(args.inkmap, args.backend) if args.inkmap else None)
     folders = [ROOT / "samples"] + [args.data / "photos-dev" / name for name in ("photo", "canvas", "processed")]
     extra = args.data / "photos-extra" / "photo"
     misreads = []

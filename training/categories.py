@@ -1,6 +1,6 @@
 """The categories of a scene's look, and scenes drawn by them: one axis fixed, everything else at random.
 
-    draw(pools, rng, axis, value) -> (BGR image, each digit's box, its label)
+    draw(pools, rng, axis, value) -> (Scene: image, boxes, ink mask; each digit's label)
 
 The held-out evaluation (tools/heldout.py) draws its scenes this way, one value at a time, from digits no model
 was fitted on; the line reader's training (training/line_data.py) draws them from training digits, any value.
@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from training.scenes import LAYOUTS, LIGHTS, PAPERS, STROKES, Look, digit_scene
+from training.scenes import LAYOUTS, LIGHTS, PAPERS, STROKES, Look, Scene, ink_scene
 
 POOL_SHARES = (0.75, 0.25)  # each digit from MNIST or USPS
 FRAMES = {(240, 320): 0.3, (480, 640): 0.3, (720, 1280): 0.2, (640, 480): 0.1, (1200, 1600): 0.1}  # (h, w)
 SIZES = {  # the digits' ink height as a share of the frame's height, at least MIN_INK px
     "tiny": (0.0, 0.05), "small": (0.05, 0.12), "medium": (0.12, 0.3), "large": (0.3, 0.6), "huge": (0.6, 0.85),
+    "fills": (0.8, 1.2),  # filling the frame, maybe a little cut by its edges
 }
+CUT = "fills"  # the one size whose digits may be cut by the frame, each keeping MIN_VISIBLE of its ink
+MIN_VISIBLE = 0.85
 MIN_INK = 10
 COUNTS = {"1": (1, 1), "2": (2, 2), "3-4": (3, 4), "5-8": (5, 8)}
 AXES = {
@@ -28,7 +31,7 @@ AXES = {
     "lighting": tuple(light for light in LIGHTS if light),
     "screen": ("dark", "light"),
 }
-TRIES = 20  # scenes drawn again while a digit is cut by the frame's edge
+TRIES = 20  # scenes drawn again while a digit is cut by the frame's edge (more than a CUT size's may be)
 
 Pool = tuple[np.ndarray, np.ndarray]  # uint8 (n, 28, 28) white-on-black digits and their labels
 
@@ -37,9 +40,9 @@ Box = tuple[int, int, int, int]
 
 
 def draw(pools: list[Pool], rng: np.random.Generator, axis: str | None, value: str | None,
-         frames: dict[tuple[int, int], float] = FRAMES) -> tuple[np.ndarray, list[Box], list[int]]:
-    """A scene with `axis` fixed to `value` (None: training's mix) as (BGR image, each digit's box, its label), in
-    a frame of `frames` (height, width: chance)."""
+         frames: dict[tuple[int, int], float] = FRAMES) -> tuple[Scene, list[int]]:
+    """A scene with `axis` fixed to `value` (None: training's mix) and each digit's label, in a frame of `frames`
+    (height, width: chance)."""
     for _ in range(TRIES):
         height, width = list(frames)[rng.choice(len(frames), p=list(frames.values()))]
         n, look = int(rng.integers(1, 5)), Look()
@@ -56,10 +59,11 @@ def draw(pools: list[Pool], rng: np.random.Generator, axis: str | None, value: s
         sources = rng.choice(len(pools), n, p=POOL_SHARES)
         picks = [(pools[s][0], pools[s][1], int(rng.integers(len(pools[s][1])))) for s in sources]
         style = "screen" if axis == "screen" else "paper"
-        image, boxes = digit_scene(rng, [x[i] for x, _, i in picks], height, width, style=style, look=look)
-        if all(_inside(box, height, width) for box in boxes):
+        scene = ink_scene(rng, [x[i] for x, _, i in picks], height, width, style=style, look=look)
+        if (axis, value) == ("size", CUT) and min(scene.visible) >= MIN_VISIBLE or all(
+                _inside(box, height, width) for box in scene.boxes):
             break
-    return image, boxes, [int(y[i]) for _, y, i in picks]
+    return scene, [int(y[i]) for _, y, i in picks]
 
 
 def _inside(box: tuple[int, int, int, int], height: int, width: int) -> bool:

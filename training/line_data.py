@@ -52,7 +52,8 @@ def scene_lines(pools: list[Pool], rng: np.random.Generator) -> list[Example]:
         image, boxes, labels = blank_scene(rng, *list(FRAMES)[rng.choice(len(FRAMES), p=list(FRAMES.values()))]), [], []
     else:
         axis, value = values[rng.integers(len(values))] if rng.random() >= MIX_SHARE else (None, None)
-        image, boxes, labels = draw(pools, rng, axis, value, FRAMES)
+        drawn, labels = draw(pools, rng, axis, value, FRAMES)
+        image, boxes = drawn.image, drawn.boxes
     decoded = decode(encode_jpeg(image, int(rng.integers(70, 96))))
     found = preprocess(decoded.gray, decoded.brightest)
     scale = decoded.gray.shape[1] / image.shape[1]

@@ -3,6 +3,7 @@
     blank_scene(rng)                 -> (H, W, 3) uint8 BGR photo of paper with NO digit on it
     digit_scene(rng, digits)         -> (image, boxes): the digits written as ink on such a paper
     digit_scene(rng, digits, look=Look(stroke="marker"))   the same with some of its looks fixed
+    ink_scene(rng, digits, ...)      -> Scene: the same image and boxes, with the exact mask of the digits' ink
     plain_scene(digit)               -> one digit in black ink on plain white paper: no light, no camera
     encode_jpeg(image, quality)      -> bytes, what a phone sends
 
@@ -57,14 +58,19 @@ STROKES = {
 }
 # Layouts: the space between neighbours' nearest strokes as a share of the ink height (negative: they overlap),
 # or None: spaced as usual, each digit's strokes cut once or twice instead.
-LAYOUTS = {"gaps": (0.1, 0.3), "touching": (-0.06, -0.02), "broken": None}
-# Papers: the tones they may have (None: any) and what is printed on them.
+# "detached": one stroke cut off and moved a little away from the rest (a 5's flag, a 4 open at the top, a 7's bar).
+LAYOUTS = {"gaps": (0.1, 0.3), "touching": (-0.06, -0.02), "broken": None, "detached": None}
+# Papers: the tones they may have (None: any) and what is printed on them; "clutter" is any paper with ink beside the
+# digits that is not a digit's: scribbles, crossings-out, printed words, boxes and table lines.
 PAPERS = {
     "white": (("white", "cool white", "warm white"), ("none",)),
     "grey": (("grey", "light grey"), ("none",)),
     "lined": (None, ("ruled", "ruled+margin")),
     "squared": (None, ("squared",)),
+    "clutter": (None, None),
 }
+INK_COVERAGE = 0.4  # a pixel at least this much covered by a digit's ink is that digit's ink in the mask
+MAX_SIZE = 1.5  # a look's size up to this share of the frame's height: a digit bigger than the frame, cut by it
 # Lights: the chances of a shadow and of glare, the exposure's range, and how uneven the light is (gradient,
 # vignette); None is the mix training sees.
 LIGHTS = {
@@ -96,8 +102,8 @@ class Look:
             value = getattr(self, field.name)
             if value is not None and field.name in known and value not in known[field.name]:
                 raise ValueError(f"unknown {field.name} {value!r}: one of {[k for k in known[field.name] if k]}")
-        if self.size is not None and not 0 < self.size <= 1:
-            raise ValueError(f"size {self.size} is not a share of the frame's height")
+        if self.size is not None and not 0 < self.size <= MAX_SIZE:
+            raise ValueError(f"size {self.size} is not a share of the frame's height (up to {MAX_SIZE})")
 
 
 # ---------------------------------------------------------------- surfaces
@@ -350,6 +356,14 @@ def ink_alpha(digit: np.ndarray, height: int, rng: np.random.Generator | None = 
     return np.clip(a / max(float(a.max()), 1e-6), 0, 1)
 
 
+@dataclass
+class Scene:
+    image: np.ndarray  # (H, W, 3) uint8 BGR
+    boxes: list[tuple[int, int, int, int]]  # each digit's ink box (x, y, w, h); (0, 0, 0, 0) when off the frame
+    ink: np.ndarray  # (H, W) bool: where a digit's ink is, and nothing else (paper, lines, clutter, table)
+    visible: list[float]  # each digit's share of its ink inside the frame
+
+
 def digit_scene(
     rng: np.random.Generator,
     digits: list[np.ndarray],
@@ -370,6 +384,22 @@ def digit_scene(
     light-on-dark or dark-on-light, maybe a screenshot's sharp edges, no camera).
     `look` fixes some of the scene's looks (see `Look`); its `size` stands for `digit_height`.
     """
+    scene = ink_scene(rng, digits, height, width, digit_height, style, look=look)
+    return scene.image, scene.boxes
+
+
+def ink_scene(
+    rng: np.random.Generator,
+    digits: list[np.ndarray],
+    height: int = 240,
+    width: int = 320,
+    digit_height: float | None = None,
+    style: str = "paper",
+    *,
+    look: Look = Look(),
+) -> Scene:
+    """`digit_scene`'s scene (the same draws, the same image) with the mask of its digits' ink: what an ink map
+    learns to find."""
     n = len(digits)
     if look.size is not None:
         if digit_height is not None:
@@ -378,7 +408,7 @@ def digit_scene(
     if digit_height is None:
         most = min(height * 0.9, width * 0.92 / max(n * 0.75, 1.0))
         digit_height = rng.uniform(min(0.22 * height, most * 0.6), most)
-    layer, boxes = _ink_layer(rng, digits, height, width, digit_height, look)
+    layer, boxes, visible = _ink_layer(rng, digits, height, width, digit_height, look)
 
     if style == "screen":
         dark = rng.random() < SCREENS[look.screen]
@@ -392,7 +422,7 @@ def digit_scene(
         if rng.random() < 0.3:
             img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.3, 1.0))
         img = np.clip(img, 0, 255).astype(np.uint8)
-        return (_jpeg_roundtrip(rng, img) if rng.random() < 0.5 else img), boxes
+        return Scene(_jpeg_roundtrip(rng, img) if rng.random() < 0.5 else img, boxes, layer >= INK_COVERAGE, visible)
 
     # Paper: keep the digits on the sheet (a few tries), ink only where there is paper.
     tones, rulings = PAPERS[look.paper] if look.paper else (None, None)
@@ -409,10 +439,12 @@ def digit_scene(
         ink_name = STROKES[look.stroke][1] or ink_name
     ink = _jitter(rng, INK_TONES[ink_name], 10)
     strength = rng.uniform(0.55, 1.0) if ink_name == "pencil" else rng.uniform(0.8, 1.0)
+    if look.paper == "clutter":
+        _blend(img, clutter(rng, height, width, digit_height) * mask * strength, ink)
     _blend(img, layer * mask * strength, ink)
     img = _lighting(rng, img, look.lighting)
     img = _camera(rng, img)
-    return _jpeg_roundtrip(rng, img), boxes
+    return Scene(_jpeg_roundtrip(rng, img), boxes, (layer * mask) >= INK_COVERAGE, visible)
 
 
 def plain_scene(digit: np.ndarray, height: int = 240, width: int = 320, size: float = 0.6) -> np.ndarray:
@@ -441,8 +473,9 @@ def _ink_layer(
     width: int,
     digit_height: float,
     look: Look = Look(),
-) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
-    """The digits' ink coverage (H, W) in [0, 1] laid along a slightly tilted baseline, and their boxes."""
+) -> tuple[np.ndarray, list[tuple[int, int, int, int]], list[float]]:
+    """The digits' ink coverage (H, W) in [0, 1] laid along a slightly tilted baseline, their boxes and the share
+    of each one's ink inside the frame."""
     n = len(digits)
     step = digit_height * rng.uniform(0.55, 0.85)
     total = step * (n - 1) + digit_height
@@ -452,6 +485,7 @@ def _ink_layer(
     y_base = rng.uniform(-margin, max(1.0 - margin, height - digit_height + margin))
     slope = rng.normal(0, 0.05)
     boxes: list[tuple[int, int, int, int]] = []
+    visible: list[float] = []
     layer = np.zeros((height, width), np.float32)
     for i, digit in enumerate(digits):
         s = digit_height * rng.uniform(0.9, 1.1)
@@ -467,13 +501,16 @@ def _ink_layer(
         a = cv2.warpAffine(a, m, a.shape[::-1], flags=cv2.INTER_LINEAR)
         if look.layout == "broken":
             a = _break(rng, a)
+        elif look.layout == "detached":
+            a = _detach(rng, a)
         x = int(round(x0 + i * step + rng.normal(0, step * 0.05)))
         y = int(round(y_base + slope * (x - x0) + rng.normal(0, digit_height * 0.04)))
         if i and look.layout in ("gaps", "touching"):
             gap = rng.uniform(*LAYOUTS[look.layout]) * s * INK_SHARE
             x = _beside(layer, a, x, y, float(np.copysign(max(abs(gap), 2.0), gap)))
         boxes.append(_paste_max(layer, a, x, y))
-    return layer, boxes
+        visible.append(float(_clip(layer.shape, a, x, y)[0].sum()) / max(float(a.sum()), 1e-6))
+    return layer, boxes, visible
 
 
 def _beside(layer: np.ndarray, a: np.ndarray, x: int, y: int, gap: float) -> int:
@@ -516,6 +553,71 @@ def _break(rng: np.random.Generator, a: np.ndarray) -> np.ndarray:
         cv2.line(band, _pt((xs[i], ys[i]) - across), _pt((xs[i], ys[i]) + across), 1.0, thick, cv2.LINE_AA)
         out *= 1 - band
     return out
+
+
+def _detach(rng: np.random.Generator, a: np.ndarray) -> np.ndarray:
+    """The glyph cut once across a stroke, and its smaller piece moved a little away from the rest, as a hand that
+    lifts leaves it: a 5's flag apart from its body, a 4 open at the top, a 7's bar off its stem."""
+    for _ in range(3):
+        cut = _break(rng, a)
+        count, labels = cv2.connectedComponents((cut > 0.05).astype(np.uint8), connectivity=8)
+        if count > 2:
+            break
+    else:
+        return cut
+    sizes = np.bincount(labels.ravel(), weights=cut.ravel(), minlength=count)[1:]
+    body = 1 + int(np.argmax(sizes))
+    out = np.where(labels == body, cut, 0).astype(np.float32)
+    pieces = np.where((labels > 0) & (labels != body), cut, 0).astype(np.float32)
+    # Away from the body's centre, by 4-12% of the glyph's size: a gap anyone still reads across.
+    by, bx = np.argwhere(labels == body).mean(0)
+    py, px = np.argwhere(pieces > 0).mean(0)
+    away = np.array([px - bx, py - by]) / max(np.hypot(px - bx, py - by), 1e-6)
+    dx, dy = away * rng.uniform(0.04, 0.12) * a.shape[0]
+    moved = cv2.warpAffine(pieces, np.float32([[1, 0, dx], [0, 1, dy]]), a.shape[::-1], flags=cv2.INTER_LINEAR)
+    return np.maximum(out, moved)
+
+
+# Printed words: capitals and lower case of OpenCV's Hershey fonts, no digits (those would be a digit's ink).
+WORDS = ("Name", "Date", "total", "Page", "NOTES", "to do", "Sum", "Class", "ref", "Invoice", "qty", "Tel")
+FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_COMPLEX, cv2.FONT_HERSHEY_TRIPLEX,
+         cv2.FONT_HERSHEY_PLAIN, cv2.FONT_HERSHEY_SIMPLEX | cv2.FONT_ITALIC)
+
+
+def clutter(rng: np.random.Generator, height: int, width: int, digit_height: float) -> np.ndarray:
+    """Ink that is no digit's, as coverage (H, W) in [0, 1]: a few of scribbles, crossings-out, printed words, boxes
+    and table lines, each about the digits' size, anywhere in the frame."""
+    layer = np.zeros((height, width), np.float32)
+    size = float(np.clip(digit_height * INK_SHARE, 8, 0.8 * height))
+    for _ in range(int(rng.integers(1, 5))):
+        kind = rng.choice(["scribble", "crossed", "words", "box", "line"])
+        x, y = rng.uniform(0, width), rng.uniform(0, height)
+        thick = max(1, round(size * rng.uniform(0.03, 0.15)))
+        if kind == "scribble":  # a tight loop of loops, as a pen is tried out
+            t = np.linspace(0, rng.uniform(4, 10) * np.pi, 200)
+            r = size * rng.uniform(0.3, 0.6)
+            pts = np.stack([x + r * np.cos(t) + t * size * 0.15, y + 0.5 * r * np.sin(t * rng.uniform(1.5, 3))], 1)
+            cv2.polylines(layer, [pts.astype(np.int32)], False, 1.0, thick, cv2.LINE_AA)
+        elif kind == "crossed":  # a word or mark struck out with a zig-zag
+            w, h = size * rng.uniform(1, 3), size * rng.uniform(0.4, 0.9)
+            xs = x + np.linspace(0, w, int(rng.integers(5, 14)))
+            ys = y + np.where(np.arange(len(xs)) % 2, h, 0) + rng.normal(0, h * 0.05, len(xs))
+            cv2.polylines(layer, [np.stack([xs, ys], 1).astype(np.int32)], False, 1.0, thick, cv2.LINE_AA)
+        elif kind == "words":
+            font = int(FONTS[rng.integers(len(FONTS))])
+            scale = size * rng.uniform(0.25, 0.6) / 22  # a Hershey font's capitals are about 22 px at scale 1
+            text = np.zeros((height, width), np.uint8)  # putText draws on 8 bits only
+            cv2.putText(text, str(rng.choice(WORDS)), (int(x), int(y)), font, scale, 255,
+                        max(1, round(scale * rng.uniform(1, 2.5))), cv2.LINE_AA)
+            np.maximum(layer, text / np.float32(255), out=layer)
+        elif kind == "box":  # a form's box, maybe around where a digit is
+            w, h = size * rng.uniform(1, 4), size * rng.uniform(1.1, 1.8)
+            cv2.rectangle(layer, (int(x), int(y)), (int(x + w), int(y + h)), 1.0, thick, cv2.LINE_AA)
+        else:  # a table's line or an underline, across much of the frame
+            length, angle = rng.uniform(0.3, 1.2) * width, rng.normal(0, 0.05)
+            end = (x + length * np.cos(angle), y + length * np.sin(angle))
+            cv2.line(layer, _pt((x, y)), _pt(end), 1.0, thick, cv2.LINE_AA)
+    return layer
 
 
 def _centre_line(mask: np.ndarray) -> np.ndarray:
@@ -563,14 +665,20 @@ def _thin(mask: np.ndarray) -> np.ndarray:
     return core.copy()
 
 
-def _paste_max(layer: np.ndarray, a: np.ndarray, x: int, y: int) -> tuple[int, int, int, int]:
-    """Paste coverage `a` into `layer` at (x, y) (clipped), keeping the max; return the ink's box."""
-    h, w = layer.shape
+def _clip(shape: tuple[int, int], a: np.ndarray, x: int, y: int) -> tuple[np.ndarray, int, int]:
+    """The part of `a`, placed at (x, y), that lies inside a frame of `shape`, and where it starts there."""
+    h, w = shape
     ah, aw = a.shape
     x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + aw, w), min(y + ah, h)
-    if x1 <= x0 or y1 <= y0:
+    return a[y0 - y : max(y1, y0) - y, x0 - x : max(x1, x0) - x], x0, y0
+
+
+def _paste_max(layer: np.ndarray, a: np.ndarray, x: int, y: int) -> tuple[int, int, int, int]:
+    """Paste coverage `a` into `layer` at (x, y) (clipped), keeping the max; return the ink's box."""
+    sub, x0, y0 = _clip(layer.shape, a, x, y)
+    if sub.size == 0:
         return (0, 0, 0, 0)
-    sub = a[y0 - y : y1 - y, x0 - x : x1 - x]
+    y1, x1 = y0 + sub.shape[0], x0 + sub.shape[1]
     np.maximum(layer[y0:y1, x0:x1], sub, out=layer[y0:y1, x0:x1])
     ys, xs = np.nonzero(sub > 0.3)
     if len(xs) == 0:

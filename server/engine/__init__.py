@@ -5,6 +5,7 @@
     prepare     decode + preprocess for one image: a Prepared (crops, boxes, ways to read each candidate, lines)
     backends    how the networks run: LiteRT (the default) or Keras
     classifier  crops -> probabilities: `load_classifier(path, backend)`
+    inkmap      image -> where a digit's ink is, learned: `load_inkmap(path, backend)` (tried in place of the ink rules)
     reader      lines -> per step probabilities, and those -> digits: `load_reader(path, backend)`
     assemble    probabilities -> the result: the number, per digit value, confidence, top-3 and box
     pipeline    all of it for many images, every crop in one network call: `recognize`
@@ -14,12 +15,13 @@ from .assemble import MIN_CONFIDENCE, assemble, read
 from .backends import BACKENDS, model_file
 from .classifier import CLASSES, NOT_A_DIGIT, Classifier, load_classifier
 from .decode import ImageError
+from .inkmap import InkMap, load_inkmap
 from .pipeline import Classify, ReadLines, classify_batch, read_lines_batch, recognize
 from .prepare import Prepared, prepare
 from .reader import LineReader, load_reader
 
 __all__ = [
-    "BACKENDS", "CLASSES", "MIN_CONFIDENCE", "NOT_A_DIGIT", "Classifier", "Classify", "ImageError", "LineReader",
-    "Prepared", "ReadLines", "assemble", "classify_batch", "load_classifier", "load_reader", "model_file", "prepare",
-    "read", "read_lines_batch", "recognize",
+    "BACKENDS", "CLASSES", "MIN_CONFIDENCE", "NOT_A_DIGIT", "Classifier", "Classify", "ImageError", "InkMap",
+    "LineReader", "Prepared", "ReadLines", "assemble", "classify_batch", "load_classifier", "load_inkmap",
+    "load_reader", "model_file", "prepare", "read", "read_lines_batch", "recognize",
 ]

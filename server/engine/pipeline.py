@@ -15,6 +15,7 @@ import numpy as np
 from .assemble import assemble
 from .classifier import CLASSES
 from .decode import ImageError
+from .inkmap import InkMap
 from .prepare import Prepared, prepare
 
 # (n, 28, 28, 1) crops -> (n, 11) probabilities: a Classifier's `classify` when serving, a Keras model in training.
@@ -46,19 +47,20 @@ def recognize(
     max_pixels: int = 40_000_000,
     map_fn: Callable[..., Iterable] = map,
     read_lines: ReadLines | None = None,
+    ink_map: InkMap | None = None,
 ) -> list[dict | ImageError]:
-    """Prepare each image, classify every crop in one batch, read every line (with `read_lines`; without, the
-    candidates alone are read), assemble each result (errors returned, not raised). Pass a thread pool's `map` as
-    `map_fn` to prepare the images in parallel."""
-    prepared = list(map_fn(partial(_prepare_or_error, max_pixels=max_pixels), datas))
+    """Prepare each image (finding its ink with `ink_map`, when given), classify every crop in one batch, read every
+    line (with `read_lines`; without, the candidates alone are read), assemble each result (errors returned, not
+    raised). Pass a thread pool's `map` as `map_fn` to prepare the images in parallel."""
+    prepared = list(map_fn(partial(_prepare_or_error, max_pixels=max_pixels, ink_map=ink_map), datas))
     ready = [p for p in prepared if isinstance(p, Prepared)]
     probs: Iterator[np.ndarray] = iter(classify_batch(ready, classify))
     lines = iter(read_lines_batch(ready, read_lines))
     return [p if isinstance(p, ImageError) else assemble(p, next(probs), next(lines)) for p in prepared]
 
 
-def _prepare_or_error(data: bytes, max_pixels: int) -> Prepared | ImageError:
+def _prepare_or_error(data: bytes, max_pixels: int, ink_map: InkMap | None) -> Prepared | ImageError:
     try:
-        return prepare(data, max_pixels)
+        return prepare(data, max_pixels, ink_map)
     except ImageError as exc:
         return exc

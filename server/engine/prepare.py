@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .decode import decode
+from .inkmap import InkMap
 from .preprocess import preprocess, shapes
 
 
@@ -38,12 +39,13 @@ class Prepared:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def prepare(data: bytes, max_pixels: int = 40_000_000) -> Prepared:
-    """Decode and preprocess one image; raises ImageError for unreadable or oversized input."""
+def prepare(data: bytes, max_pixels: int = 40_000_000, ink_map: InkMap | None = None) -> Prepared:
+    """Decode and preprocess one image (with `ink_map`, the ink is where the map says); raises ImageError for
+    unreadable or oversized input."""
     start = time.perf_counter()
     decoded = decode(data, max_pixels)
     decoded_at = time.perf_counter()
-    found = preprocess(decoded.gray, decoded.brightest)
+    found = preprocess(decoded.gray, decoded.brightest, ink_map)
     candidates, crops, reason = found.candidates, found.crops, found.reason
     done = time.perf_counter()
     sx = decoded.width / decoded.gray.shape[1]
