@@ -8,6 +8,8 @@ was fitted on; the line reader's training (training/line_data.py) draws them fro
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from training.scenes import LAYOUTS, LIGHTS, PAPERS, STROKES, Look, Scene, ink_scene
@@ -40,9 +42,9 @@ Box = tuple[int, int, int, int]
 
 
 def draw(pools: list[Pool], rng: np.random.Generator, axis: str | None, value: str | None,
-         frames: dict[tuple[int, int], float] = FRAMES) -> tuple[Scene, list[int]]:
+         frames: dict[tuple[int, int], float] = FRAMES, pen: str | None = None) -> tuple[Scene, list[int]]:
     """A scene with `axis` fixed to `value` (None: training's mix) and each digit's label, in a frame of `frames`
-    (height, width: chance)."""
+    (height, width: chance), its digits written with `pen` (a stroke of STROKES) whatever the axis, when given."""
     for _ in range(TRIES):
         height, width = list(frames)[rng.choice(len(frames), p=list(frames.values()))]
         n, look = int(rng.integers(1, 5)), Look()
@@ -56,6 +58,8 @@ def draw(pools: list[Pool], rng: np.random.Generator, axis: str | None, value: s
             look = Look(size=share)
         elif axis is not None:
             look = Look(**{axis: value})
+        if pen and axis != "stroke":
+            look = replace(look, stroke=pen)
         sources = rng.choice(len(pools), n, p=POOL_SHARES)
         picks = [(pools[s][0], pools[s][1], int(rng.integers(len(pools[s][1])))) for s in sources]
         style = "screen" if axis == "screen" else "paper"

@@ -5,8 +5,9 @@
 
 A scene is drawn by `training.categories.draw` with one axis of its look fixed at random (or none, as training's
 scenes are), from training digits only; a share of them has no digit at all, half of those with clutter (ink that
-is no digit's). Each scene is shrunk by a random factor, so that one network sees digits and strokes of every size
-the engine's working images hold (frames of 320x240 to photos of 1000x750), then cut into square crops.
+is no digit's); half of them are written with a pen thinner or bolder than MNIST's strokes, as most real photos
+are. Each scene is shrunk by a random factor, so that one network sees digits and strokes of every size the
+engine's working images hold (frames of 320x240 to photos of 1000x750), then cut into square crops.
 """
 
 from __future__ import annotations
@@ -27,6 +28,10 @@ MIX_SHARE = 0.3  # scenes with no axis fixed; the rest fix one of AXES' values, 
 # Bigger frames hold the bold digits that fill a photo: shrunk, their strokes are 30-120 px wide.
 FRAMES = {(240, 320): 0.45, (480, 640): 0.35, (720, 1280): 0.2}
 MIN_SCALE = 0.4
+# Real photos are mostly written with pens far thinner than MNIST's strokes: half the scenes take one of these.
+PEN_SHARE = 0.5
+PENS = {"hairline": 0.2, "pencil": 0.3, "ballpoint": 0.35, "marker": 0.15}
+RECIPE = 2  # in the crops' file name: crops made by an earlier recipe are not used again
 CHUNK = 100
 
 Crops = tuple[np.ndarray, np.ndarray]
@@ -58,7 +63,8 @@ def scene(pools: list[Pool], rng: np.random.Generator) -> tuple[np.ndarray, np.n
         ink = np.zeros((height, width), bool)
     else:
         axis, value = values[rng.integers(len(values))] if rng.random() >= MIX_SHARE else (None, None)
-        drawn, _ = draw(pools, rng, axis, value, FRAMES)
+        pen = str(rng.choice(list(PENS), p=list(PENS.values()))) if rng.random() < PEN_SHARE else None
+        drawn, _ = draw(pools, rng, axis, value, FRAMES, pen)
         image, ink = drawn.image, drawn.ink
     return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), ink.astype(np.uint8)
 

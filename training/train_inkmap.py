@@ -1,6 +1,6 @@
 """Train the ink map: for every pixel of a grayscale picture, the chance that it is ink of a handwritten digit.
 
-    python -m training.train_inkmap --data ../shared/data --out model/inkmap.keras [--scenes 6000] [--epochs 8]
+    python -m training.train_inkmap --data ../shared/data --out model/inkmap.keras [--scenes 7000] [--epochs 9]
 
 Data: crops of photo-like scenes of MNIST and USPS train digits (less those held out for validation,
 training/split.py) with the exact mask of their digits' ink, and of scenes with no digit, some with clutter
@@ -38,20 +38,21 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m training.train_inkmap", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="folder with mnist.npz and usps.npz")
     parser.add_argument("--out", type=Path, default=Path("model/inkmap.keras"))
-    parser.add_argument("--scenes", type=int, default=6000, help="training scenes (2 crops each)")
+    parser.add_argument("--scenes", type=int, default=7000, help="training scenes (2 crops each)")
     parser.add_argument("--validation", type=int, default=400, help="validation scenes")
     parser.add_argument("--crops", type=Path, default=Path("training/out/inkmap"),
                         help="keep the crops made here and use them again when the settings match")
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=9)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
     keras.utils.set_random_seed(args.seed)
 
     started = time.time()
-    train = crops(args.crops / f"train-{args.scenes}-{args.seed}.npz", training_digits(args.data), args.scenes,
-                  args.seed)
-    validation = crops(args.crops / f"validation-{args.validation}.npz", validation_digits(args.data),
+    recipe = f"r{inkmap_data.RECIPE}"
+    train = crops(args.crops / f"train-{args.scenes}-{args.seed}-{recipe}.npz", training_digits(args.data),
+                  args.scenes, args.seed)
+    validation = crops(args.crops / f"validation-{args.validation}-{recipe}.npz", validation_digits(args.data),
                        args.validation, VALIDATION_SEED)
     print(f"crops: {len(train[0])} training, {len(validation[0])} validation ({time.time() - started:.0f} s)",
           flush=True)
