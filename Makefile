@@ -58,6 +58,8 @@ train: $(VENV)/.installed
 	$(BIN)/python -m training.train --data $(DATA) --out model/digits.keras
 	$(BIN)/python -m training.train_reader --data $(DATA) --out model/reader.keras
 	$(BIN)/python -m training.train_inkmap --data $(DATA) --out model/inkmap.keras
+	$(BIN)/python -m training.train_reader --data $(DATA) --out model/row_reader.keras --inkmap model/inkmap.tflite \
+	  --width 0.45 --scenes 9000 --epochs 14
 
 eval: $(VENV)/.installed
 	$(BIN)/python -m tools.evaluate --data $(DATA)

@@ -40,10 +40,9 @@ def create_app(config: Config) -> Quart:
     async def serving() -> AsyncIterator[None]:
         worker = worker_name(config)
         metrics = Metrics(worker)
-        reader = engine.load_reader(config.reader_path, config.backend) if config.reader_path else None
-        batcher = Batcher(engine.load_classifier(config.model_path, config.backend), metrics,
-                          max_batch=config.max_batch, batch_wait_ms=config.batch_wait_ms, threads=config.threads,
-                          max_pixels=config.max_pixels, reader=reader, fault_marker=config.fault_marker.encode())
+        batcher = Batcher(engine.Engine.from_config(config), metrics, max_batch=config.max_batch,
+                          batch_wait_ms=config.batch_wait_ms, threads=config.threads,
+                          fault_marker=config.fault_marker.encode())
         batcher.start()
         watcher = asyncio.create_task(_watch_loop_lag(metrics))
         shared = State.build(config, worker, batcher, metrics)

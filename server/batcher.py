@@ -50,15 +50,12 @@ class _Work:
 
 
 class Batcher:
-    def __init__(self, classifier: engine.Classifier, metrics: Metrics, *, max_batch: int, batch_wait_ms: float,
-                 threads: int, max_pixels: int, reader: engine.LineReader | None = None,
-                 fault_marker: bytes = b"") -> None:
-        self.classifier = classifier
-        self.reader = reader
+    def __init__(self, recognizer: engine.Engine, metrics: Metrics, *, max_batch: int, batch_wait_ms: float,
+                 threads: int, fault_marker: bytes = b"") -> None:
+        self.engine = recognizer
         self.metrics = metrics
         self.max_batch = max(1, max_batch)
         self.wait_s = max(0.0, batch_wait_ms) / 1000
-        self.max_pixels = max_pixels
         self.fault_marker = fault_marker
         self._queue: asyncio.Queue[_Work] = asyncio.Queue()
         self._batch: list[_Work] = []  # the batch in the model
@@ -139,35 +136,17 @@ class Batcher:
             work.future.set_result(Outcome(outcome, {k: round(v, 2) for k, v in timings.items()}, len(batch)))
 
     def _prepare(self, data: bytes) -> engine.Prepared:
-        prepared = engine.prepare(data, self.max_pixels)
+        prepared = self.engine.prepare(data)
         if self.fault_marker and self.fault_marker in data:
-            # Test hook: hand the real model a malformed tensor, so it fails in the inference thread.
-            prepared = dataclasses.replace(prepared, crops=np.zeros((1, 3, 3, 1), np.float32))
+            # Test hook: hand the real networks malformed tensors, so that they fail in the inference thread.
+            bad = np.zeros((3, 3), np.float32)
+            prepared = dataclasses.replace(prepared, crops=np.zeros((1, 3, 3, 1), np.float32),
+                                           lines=[dataclasses.replace(line, image=bad) for line in prepared.lines])
         return prepared
 
     def _classify(self, batch: list[engine.Prepared]) -> tuple[list[dict[str, Any] | Exception], float]:
-        """Runs on the inference thread: one model call for all crops, the line reader over every line, then one
-        assemble per image."""
+        """Runs on the inference thread: the networks over the whole batch, then one assemble per image (a failure
+        confined to its image)."""
         started = time.perf_counter()
-        read_lines = self.reader.read if self.reader else None
-        try:
-            outputs = list(zip(engine.classify_batch(batch, self.classifier.classify),
-                               engine.read_lines_batch(batch, read_lines), strict=True))
-        except Exception:
-            # One bad image must not sink the batch: retry image by image to confine the failure.
-            outputs = [self._run_one(p, read_lines) for p in batch]
-        inference_s = time.perf_counter() - started
-        outcomes: list[dict[str, Any] | Exception] = []
-        for prep, output in zip(batch, outputs, strict=True):
-            try:
-                outcomes.append(output if isinstance(output, Exception) else engine.assemble(prep, *output))
-            except Exception as error:
-                outcomes.append(error)
-        return outcomes, inference_s
-
-    def _run_one(self, prepared: engine.Prepared, read_lines: engine.ReadLines | None
-                 ) -> tuple[np.ndarray, list[np.ndarray] | None] | Exception:
-        try:
-            return self.classifier.classify(prepared.crops), engine.read_lines_batch([prepared], read_lines)[0]
-        except Exception as error:
-            return error
+        outcomes = self.engine.infer(batch)
+        return outcomes, time.perf_counter() - started

@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from server.engine import BACKENDS
+from server.engine import BACKENDS, KINDS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -36,6 +36,12 @@ class Config:
     model_path: str = _opt(str(ROOT / "model" / "digits.tflite"), "trained model: .tflite (or .keras)")
     reader_path: str = _opt(str(ROOT / "model" / "reader.tflite"),
                             "the line reader: .tflite (or .keras); empty: the candidates are read alone")
+    engine: str = _opt("rules", "which engine reads: rules (hand-written ink and segmentation rules, the classifier "
+                                "and the line reader), or v3 (the learned ink map's rows, read by the line reader)",
+                       KINDS)
+    inkmap_path: str = _opt(str(ROOT / "model" / "inkmap.tflite"), "the ink map (v3): .tflite (or .keras)")
+    row_reader_path: str = _opt(str(ROOT / "model" / "row_reader.tflite"),
+                                "the line reader of v3, trained on the ink map's rows: .tflite (or .keras)")
     backend: str = _opt("litert", "runs the model: litert, or keras (the .keras beside it; needs TensorFlow)", BACKENDS)
     max_batch: int = _opt(32, "most images decoded and classified in one batch")
     batch_wait_ms: float = _opt(4.0, "longest wait for a batch to fill")

@@ -10,18 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 
 from server.config import load_config
-from server.engine import (
-    BACKENDS,
-    Classifier,
-    ImageError,
-    LineReader,
-    load_classifier,
-    load_reader,
-    model_file,
-    recognize,
-)
+from server.engine import BACKENDS, KINDS, Engine, ImageError, model_file
 
 CHUNK = 32  # images read and classified together
 
@@ -34,19 +26,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=config.model_path, help="the model (env DIGITS_MODEL_PATH)")
     parser.add_argument("--reader", default=config.reader_path,
                         help="the line reader; '' reads the candidates alone (env DIGITS_READER_PATH)")
+    parser.add_argument("--inkmap", default=config.inkmap_path, help="the ink map, v3 (env DIGITS_INKMAP_PATH)")
+    parser.add_argument("--row-reader", default=config.row_reader_path,
+                        help="the line reader of v3 (env DIGITS_ROW_READER_PATH)")
+    parser.add_argument("--engine", default=config.engine, choices=KINDS, help="which engine reads (env DIGITS_ENGINE)")
     parser.add_argument("--backend", default=config.backend, choices=BACKENDS, help="what runs it (env DIGITS_BACKEND)")
     parser.add_argument("--max-pixels", type=int, default=config.max_pixels, help="largest image, in pixels")
     args = parser.parse_args(argv)
-    for path in (args.model, args.reader):
+    settings = replace(config, engine=args.engine, model_path=args.model, reader_path=args.reader,
+                       row_reader_path=args.row_reader, inkmap_path=args.inkmap, backend=args.backend,
+                       max_pixels=args.max_pixels)
+    needed = (args.model, args.reader) if args.engine == "rules" else (args.row_reader, args.inkmap)
+    for path in needed:
         if path and not model_file(path, args.backend).is_file():
             parser.error(f"no model at {model_file(path, args.backend)} for the {args.backend} backend")
-
-    classifier = load_classifier(args.model, args.backend)
-    reader = load_reader(args.reader, args.backend) if args.reader else None
+    try:
+        engine = Engine.from_config(settings)
+    except ValueError as error:
+        parser.error(str(error))
     failed = False
     for start in range(0, len(args.paths), CHUNK):
         paths = args.paths[start : start + CHUNK]
-        for path, result in zip(paths, _recognize_files(paths, classifier, reader, args.max_pixels), strict=True):
+        for path, result in zip(paths, _recognize_files(paths, engine), strict=True):
             if isinstance(result, ImageError):
                 failed = True
                 print(f"{path}: {result.message}", file=sys.stderr)
@@ -54,8 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def _recognize_files(paths: list[str], classifier: Classifier, reader: LineReader | None, max_pixels: int
-                     ) -> list[dict | ImageError]:
+def _recognize_files(paths: list[str], engine: Engine) -> list[dict | ImageError]:
     """Like `recognize`, but a file that cannot be opened becomes an ImageError too."""
     datas: list[bytes | ImageError] = []
     for path in paths:
@@ -64,8 +64,7 @@ def _recognize_files(paths: list[str], classifier: Classifier, reader: LineReade
                 datas.append(f.read())
         except OSError as exc:
             datas.append(ImageError("bad_image", f"cannot read the file: {exc.strerror or exc}"))
-    readable = iter(recognize([d for d in datas if isinstance(d, bytes)], classifier.classify, max_pixels,
-                              read_lines=reader.read if reader else None))
+    readable = iter(engine.recognize([d for d in datas if isinstance(d, bytes)]))
     return [d if isinstance(d, ImageError) else next(readable) for d in datas]
 
 

@@ -20,13 +20,18 @@ def test_quick_bench_writes_results(tmp_path: Path) -> None:
     assert {"date", "mode", "machine", "settings", "units", "engine", "server", "ratios", "targets",
             "cluster"} <= set(results)
     assert results["mode"] == "quick" and results["machine"]["cores"] >= 1
-    assert set(results["engine"]["latency_by_backend"]) == {"litert", "keras"}
-    for latency in (results["engine"]["latency"], *results["engine"]["latency_by_backend"].values()):
+    by_engine = results["engine"]["latency_by_engine"]
+    assert set(by_engine) == {"rules, litert", "rules, keras", "v3, litert", "v3, keras"}
+    for latency in (results["engine"]["latency"], *by_engine.values()):
         assert set(latency) == {"320x240", "1280x720", "4000x3000"}
-        assert {"decode_ms", "preprocess_ms", "classify_ms", "total_ms", "total_min_ms", "prepare_cpu_ms"} <= set(
+        assert {"decode_ms", "preprocess_ms", "networks_ms", "total_ms", "total_min_ms", "prepare_cpu_ms"} <= set(
             latency["320x240"])
-        assert latency["320x240"]["read"] == results["engine"]["latency"]["320x240"]["read"]  # the same reading
+    for kind in ("rules", "v3"):  # both backends read the same
+        assert by_engine[f"{kind}, litert"]["320x240"]["read"] == by_engine[f"{kind}, keras"]["320x240"]["read"]
     assert results["engine"]["throughput"]["fps"] > 0
+    if results["engine"]["real_frames"]:  # frames cut from photos-dev's photos, where the shared data is
+        for frames in results["engine"]["real_frames"].values():
+            assert frames["frames"] == 40 and frames["max_ms"] >= frames["median_ms"] > 0
     for key in ("litert_per_digit_ms", "keras_per_digit_ms", "predict_per_digit_ms"):
         assert set(results["engine"]["model"][key]) == {"1", "8", "32", "64"}
 

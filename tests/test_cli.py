@@ -59,6 +59,17 @@ def test_the_keras_backend_reads_alike_by_flag_or_env(tmp_path: Path) -> None:
     assert refused.returncode == 2 and "DIGITS_BACKEND=torch: choose one of litert, keras" in refused.stderr
 
 
+def test_the_engine_is_chosen_by_flag_or_env() -> None:
+    paths = [str(SAMPLES / name) for name in ("407__multi.jpg", "blank__page.jpg")]
+    expected = f"{paths[0]}\t407\n{paths[1]}\t-\n"
+    assert run("--engine", "v3", *paths).stdout == expected
+    assert run(*paths, env={"DIGITS_ENGINE": "v3"}).stdout == expected
+    missing = run("--engine", "v3", "--inkmap", "nowhere.tflite", *paths)
+    assert missing.returncode == 2 and "no model at nowhere.tflite" in missing.stderr
+    refused = run(*paths, env={"DIGITS_ENGINE": "v4"})
+    assert refused.returncode == 2 and "DIGITS_ENGINE=v4: choose one of v3, rules" in refused.stderr
+
+
 def test_json_prints_the_full_result(tmp_path: Path) -> None:
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")

@@ -105,6 +105,25 @@ def test_the_keras_backend_serves_every_sample_as_litert_does(server: Server) ->
         assert [d["box"] for d in answer["digits"]] == [d["box"] for d in on_litert[frame]["digits"]]
 
 
+def test_the_v3_engine_is_served_when_asked(server: Server) -> None:
+    """DIGITS_ENGINE=v3: the learned ink map and its line reader read the photos over the WebSocket, with the same
+    message format as the rules (docs/protocol.md)."""
+    async def read(url: str, names: list[str]) -> list[dict]:
+        async with Client.connect(url) as client:
+            for frame, name in enumerate(names):
+                await client.send_image(IMAGES[name], frame, PHOTO)
+            messages = await client.until(lambda ms: len(answered_frames(ms)) == len(names))
+        return sorted(results(messages), key=lambda r: r["frame"])
+
+    names = ["407__multi.jpg", "blank__page.jpg"]
+    with running_server(engine="v3") as v3_server:
+        on_v3 = asyncio.run(read(v3_server.ws_url, names))
+    on_rules = asyncio.run(read(server.ws_url, names))
+    assert [r["number"] for r in on_v3] == ["407", None] and on_v3[1]["reason"]
+    assert [set(r) for r in on_v3] == [set(r) for r in on_rules]
+    assert [set(d) for d in on_v3[0]["digits"]] == [set(d) for d in on_rules[0]["digits"]]
+
+
 def test_many_clients_each_get_their_own_results(server: Server) -> None:
     chosen = ["2.jpg", "4.jpg", "5.jpg", "7.jpg", "8.1.jpg", "9.2.jpg"]
 

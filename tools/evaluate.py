@@ -21,19 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from server.config import ROOT, load_config
-from server.engine import (
-    BACKENDS,
-    NOT_A_DIGIT,
-    Classifier,
-    ImageError,
-    InkMap,
-    LineReader,
-    load_classifier,
-    load_inkmap,
-    load_reader,
-    read,
-    recognize,
-)
+from server.engine import BACKENDS, KINDS, NOT_A_DIGIT, Classifier, Engine, ImageError, load_classifier, read
 from tools import heldout
 from training import categories
 from training.scenes import encode_jpeg, plain_scene
@@ -49,15 +37,13 @@ def label(path: Path) -> str:
 
 @dataclass(frozen=True)
 class Models:
-    classifier: Classifier
-    reader: LineReader | None  # None: the candidates are read alone, as the engine did before the line reader
-    ink_map: InkMap | None = None  # None: the ink rules find the ink
+    engine: Engine  # what reads the pictures
+    classifier: Classifier  # the model alone, on crops: MNIST, USPS and the engine's loss are measured against it
 
 
 def read_all(datas: list[bytes], models: Models, pool: ThreadPoolExecutor) -> list[str | None]:
-    """The number read from each image ('?' when unreadable): prepared in threads, classified in one batch."""
-    results = recognize(datas, models.classifier.classify, map_fn=pool.map,
-                        read_lines=models.reader.read if models.reader else None, ink_map=models.ink_map)
+    """The number read from each image ('?' when unreadable): prepared in threads, the networks run in one batch."""
+    results = models.engine.recognize(datas, map_fn=pool.map)
     return ["?" if isinstance(r, ImageError) else r["number"] for r in results]
 
 
@@ -166,8 +152,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default=config.model_path, help="model to evaluate (.tflite or .keras)")
     parser.add_argument("--reader", default=config.reader_path,
                         help="the line reader; '' reads the candidates alone, as the engine did before it")
-    parser.add_argument("--inkmap", default="",
-                        help="a learned ink map (.tflite or .keras) to find the ink instead of the ink rules")
+    parser.add_argument("--engine", default=config.engine, choices=KINDS, help="which engine reads")
+    parser.add_argument("--inkmap", default=config.inkmap_path, help="the ink map (v3, or the rules with --swap-ink)")
+    parser.add_argument("--row-reader", default=config.row_reader_path, help="the line reader of v3")
+    parser.add_argument("--swap-ink", action="store_true",
+                        help="the rules with the ink map's ink in place of their ink thresholds and ruled lines")
     parser.add_argument("--backend", default=config.backend, choices=BACKENDS, help="what runs the model")
     parser.add_argument("--scenes", type=int, default=600, help="how many digit scenes to generate")
     parser.add_argument("--blank", type=int, default=600, help="how many blank scenes to generate")
@@ -178,9 +167,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--verbose", action="store_true", help="list the misread files")
     args = parser.parse_args(argv)
 
-    models = Models(load_classifier(args.model, args.backend),
-                    load_reader(args.reader, args.backend) if args.reader else None,
-                    load_inkmap(args.inkmap, args.backend) if args.inkmap else None)
+    if args.engine == "v3":
+        reading = Engine.load("v3", args.model, args.row_reader, args.inkmap, args.backend)
+    else:
+        reading = Engine.load("rules", args.model, args.reader, args.inkmap if args.swap_ink else "", args.backend)
+    models = Models(reading, load_classifier(args.model, args.backend))
     folders = [ROOT / "samples"] + [args.data / "photos-dev" / name for name in ("photo", "canvas", "processed")]
     extra = args.data / "photos-extra" / "photo"
     misreads = []

@@ -2,6 +2,7 @@
 reader learns from the very inputs it will get, and the digits on each line.
 
     line_examples(pools, n, seed) -> [(input image (32, width) float32, the digits on it), ...]
+    line_examples(pools, n, seed, inkmap=path)   the same from the rows of the ink map (engine v3)
     save(examples, path) / load(path) -> the same examples, kept in an .npz file between runs
 
 A scene is drawn by `training.categories.draw` with one axis of its look fixed at random (or none, as training's
@@ -13,13 +14,16 @@ left to right (a line of shadow, page edge or speck gets none: the reader learns
 from __future__ import annotations
 
 from concurrent.futures import ProcessPoolExecutor
+from functools import cache
 from pathlib import Path
 
 import numpy as np
 
 from server.engine.decode import decode
+from server.engine.inkmap import SCALE, InkMap, load_inkmap
 from server.engine.lines import HEIGHT, WIDTHS
 from server.engine.preprocess import preprocess
+from server.engine.rows import find_rows
 from training.categories import AXES, Pool, draw
 from training.scenes import blank_scene, encode_jpeg
 
@@ -33,20 +37,29 @@ CHUNK = 250
 Example = tuple[np.ndarray, str]
 
 
-def line_examples(pools: list[Pool], n: int, seed: int, workers: int = 2) -> list[Example]:
-    """The lines of `n` scenes, the same for the same seed, made in `workers` processes."""
-    chunks = [(pools, seed, start, min(n, start + CHUNK)) for start in range(0, n, CHUNK)]
+def line_examples(pools: list[Pool], n: int, seed: int, workers: int = 2, inkmap: str = "") -> list[Example]:
+    """The lines of `n` scenes, the same for the same seed, made in `workers` processes: the rules' lines, or with
+    `inkmap` (a path), the rows of that ink map."""
+    chunks = [(pools, seed, start, min(n, start + CHUNK), inkmap) for start in range(0, n, CHUNK)]
     with ProcessPoolExecutor(workers) as pool:
         return [example for part in pool.map(_chunk, chunks) for example in part]
 
 
-def _chunk(args: tuple[list[Pool], int, int, int]) -> list[Example]:
-    pools, seed, start, stop = args
-    return [example for k in range(start, stop) for example in scene_lines(pools, np.random.default_rng([seed, k]))]
+def _chunk(args: tuple[list[Pool], int, int, int, str]) -> list[Example]:
+    pools, seed, start, stop, inkmap = args
+    ink_map = _load_inkmap(inkmap) if inkmap else None
+    return [example for k in range(start, stop)
+            for example in scene_lines(pools, np.random.default_rng([seed, k]), ink_map)]
 
 
-def scene_lines(pools: list[Pool], rng: np.random.Generator) -> list[Example]:
-    """One scene's lines as the engine finds them, each with the digits on it."""
+@cache
+def _load_inkmap(path: str) -> InkMap:
+    return load_inkmap(path)  # once per worker process
+
+
+def scene_lines(pools: list[Pool], rng: np.random.Generator, ink_map: InkMap | None = None) -> list[Example]:
+    """One scene's lines as the engine finds them (the rules' lines, or with `ink_map` the map's rows), each with
+    the digits on it."""
     values = [(axis, value) for axis in AXES for value in AXES[axis]]
     if rng.random() < BLANK_SHARE:
         image, boxes, labels = blank_scene(rng, *list(FRAMES)[rng.choice(len(FRAMES), p=list(FRAMES.values()))]), [], []
@@ -55,12 +68,14 @@ def scene_lines(pools: list[Pool], rng: np.random.Generator) -> list[Example]:
         drawn, labels = draw(pools, rng, axis, value, FRAMES)
         image, boxes = drawn.image, drawn.boxes
     decoded = decode(encode_jpeg(image, int(rng.integers(70, 96))))
-    found = preprocess(decoded.gray, decoded.brightest)
-    scale = decoded.gray.shape[1] / image.shape[1]
+    if ink_map is None:
+        lines, scale = preprocess(decoded.gray, decoded.brightest).lines, decoded.gray.shape[1] / image.shape[1]
+    else:  # rows are found in map pixels
+        lines, scale = find_rows(ink_map(decoded.gray)), decoded.gray.shape[1] / image.shape[1] / SCALE
     centres = [((x + w / 2) * scale, (y + h / 2) * scale, label)
                for (x, y, w, h), label in zip(boxes, labels, strict=True) if w > 0]
     examples = []
-    for line in found.lines:
+    for line in lines:
         x, y, w, h = line.box
         on_it = sorted((cx, str(label)) for cx, cy, label in centres if x <= cx < x + w and y <= cy < y + h)
         examples.append((line.image, "".join(label for _, label in on_it)))

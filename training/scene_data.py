@@ -174,8 +174,11 @@ def scene_figures(model, n: int = 300, seed: int = 2029) -> dict:
 
 def read_numbers(model, datas: list[bytes], threads: int = 2) -> list[str | None]:
     """The number the engine reads from each image with this model (all crops classified in one batch)."""
-    from server.engine import recognize
+    from types import SimpleNamespace
 
+    from server.engine import Engine
+
+    classifier = SimpleNamespace(classify=lambda crops: model.predict(crops, batch_size=256, verbose=0))
     with ThreadPoolExecutor(threads) as pool:
-        results = recognize(datas, lambda crops: model.predict(crops, batch_size=256, verbose=0), map_fn=pool.map)
+        results = Engine("rules", classifier, None, None).recognize(datas, map_fn=pool.map)
     return [r.get("number") if isinstance(r, dict) else None for r in results]

@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
-from server.engine.backends import to_litert  # noqa: E402
+from server.engine.backends import save_keras, to_litert  # noqa: E402
 from server.engine.inkmap import SCALE  # noqa: E402
 from training import inkmap_data  # noqa: E402
 from training.split import training_digits, validation_digits  # noqa: E402
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     served = build_model()  # the network alone: Keras 3 would save the optimizer's state with the trained one
     served.set_weights(model.get_weights())
-    served.save(args.out)
+    save_keras(served, args.out)
     args.out.with_suffix(".tflite").write_bytes(to_litert(served))
     print(f"saved {args.out} and its .tflite ({time.time() - started:.0f} s in all)")
     return figures

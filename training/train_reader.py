@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers, ops  # noqa: E402
 
-from server.engine.backends import to_litert  # noqa: E402
+from server.engine.backends import save_keras, to_litert  # noqa: E402
 from server.engine.lines import HEIGHT, MARGIN, STRIDE  # noqa: E402
 from server.engine.reader import BLANK, CLASSES, decode_line  # noqa: E402
 from training import line_data  # noqa: E402
@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--validation", type=int, default=1500, help="validation scenes")
     parser.add_argument("--lines", type=Path, default=Path("training/out/lines"),
                         help="keep the lines made here and use them again when the settings match")
+    parser.add_argument("--inkmap", default="",
+                        help="read the rows of this ink map (engine v3), not the lines of the rules' candidates")
+    parser.add_argument("--width", type=float, default=1.0, help="the network's channels, scaled")
     parser.add_argument("--epochs", type=int, default=16)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seed", type=int, default=1)
@@ -49,21 +52,22 @@ def main(argv: list[str] | None = None) -> dict:
     keras.utils.set_random_seed(args.seed)
 
     started = time.time()
-    train = lines(args.lines / f"train-{args.scenes}-{args.seed}.npz", training_digits(args.data), args.scenes,
-                  args.seed)
-    validation = lines(args.lines / f"validation-{args.validation}.npz", validation_digits(args.data),
-                       args.validation, VALIDATION_SEED)
+    kind = f"-{Path(args.inkmap).stem}" if args.inkmap else ""  # the map's rows are kept apart from the rules'
+    train = lines(args.lines / f"train-{args.scenes}-{args.seed}{kind}.npz", training_digits(args.data), args.scenes,
+                  args.seed, args.inkmap)
+    validation = lines(args.lines / f"validation-{args.validation}{kind}.npz", validation_digits(args.data),
+                       args.validation, VALIDATION_SEED, args.inkmap)
     print(f"lines: {len(train)} training, {len(validation)} validation ({time.time() - started:.0f} s)", flush=True)
 
-    model = build_model()
+    model = build_model(args.width)
     fit(model, train, validation, args.epochs, args.batch, args.seed)
     figures = evaluate(model, validation)
     print(figures, flush=True)
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    served = build_model()  # the network alone: Keras 3 would save the optimizer's state with the trained one
+    served = build_model(args.width)  # the network alone: Keras 3 would save the optimizer's state too
     served.set_weights(model.get_weights())
-    served.save(args.out)
+    save_keras(served, args.out)
     args.out.with_suffix(".tflite").write_bytes(to_litert(served))
     print(f"saved {args.out} and its .tflite ({time.time() - started:.0f} s in all)")
     return figures
@@ -72,29 +76,31 @@ def main(argv: list[str] | None = None) -> dict:
 # ---------------------------------------------------------------- the pieces, in the order main() uses them
 
 
-def lines(path: Path, pools: list, scenes: int, seed: int) -> list[line_data.Example]:
-    """The lines of `scenes` scenes: made (and kept at `path`), or read from `path` when made before."""
+def lines(path: Path, pools: list, scenes: int, seed: int, inkmap: str = "") -> list[line_data.Example]:
+    """The lines of `scenes` scenes (the rows of `inkmap`, when given): made (and kept at `path`), or read from
+    `path` when made before."""
     if path.exists():
         return line_data.load(path)
-    made = line_data.line_examples(pools, scenes, seed)
+    made = line_data.line_examples(pools, scenes, seed, inkmap=inkmap)
     line_data.save(made, path)
     return made
 
 
-def build_model() -> keras.Model:
+def build_model(width: float = 1.0) -> keras.Model:
     """32 rows of ink -> per STRIDE columns, the chances of the ten digits and of blank. All convolutions, so that
-    one model reads a line of any width; the rows are folded into one by a last convolution as tall as they are."""
+    one model reads a line of any width; the rows are folded into one by a last convolution as tall as they are.
+    `width` scales every layer's channels (the v3 engine's reader is smaller, to keep the models under 5 MB)."""
     inputs = keras.Input((HEIGHT, None, 1))
     x = inputs
     for filters, pool in ((16, (2, 2)), (32, (2, 2)), (64, None), (64, (2, 1)), (96, None)):
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False)(x)
+        x = layers.Conv2D(round(filters * width), 3, padding="same", use_bias=False)(x)
         x = layers.ReLU()(layers.BatchNormalization()(x))
         if pool:
             x = layers.MaxPooling2D(pool)(x)
-    x = layers.Conv2D(128, (HEIGHT // 8, 1), use_bias=False)(x)  # (1, width / STRIDE, 128)
+    x = layers.Conv2D(round(128 * width), (HEIGHT // 8, 1), use_bias=False)(x)  # (1, width / STRIDE, channels)
     x = layers.ReLU()(layers.BatchNormalization()(x))
     for _ in range(2):  # context along the line: each step sees about three digits' width
-        x = layers.Conv2D(128, (1, 5), padding="same", use_bias=False)(x)
+        x = layers.Conv2D(round(128 * width), (1, 5), padding="same", use_bias=False)(x)
         x = layers.ReLU()(layers.BatchNormalization()(x))
         x = layers.Dropout(0.2)(x)
     outputs = layers.Conv2D(CLASSES, 1, activation="softmax")(x)

@@ -8,20 +8,21 @@
     inkmap      image -> where a digit's ink is, learned: `load_inkmap(path, backend)` (tried in place of the ink rules)
     reader      lines -> per step probabilities, and those -> digits: `load_reader(path, backend)`
     assemble    probabilities -> the result: the number, per digit value, confidence, top-3 and box
-    pipeline    all of it for many images, every crop in one network call: `recognize`
+    rows        the ink map -> rows of digits by plain geometry, each the line reader's input (v3)
+    engine      `Engine`: the networks loaded once and all of it for many images, every crop in one network call
 """
 
 from .assemble import MIN_CONFIDENCE, assemble, read
 from .backends import BACKENDS, model_file
 from .classifier import CLASSES, NOT_A_DIGIT, Classifier, load_classifier
 from .decode import ImageError
+from .engine import KINDS, Classify, Engine, ReadLines, classify_batch, read_lines_batch
 from .inkmap import InkMap, load_inkmap
-from .pipeline import Classify, ReadLines, classify_batch, read_lines_batch, recognize
 from .prepare import Prepared, prepare
 from .reader import LineReader, load_reader
 
 __all__ = [
-    "BACKENDS", "CLASSES", "MIN_CONFIDENCE", "NOT_A_DIGIT", "Classifier", "Classify", "ImageError", "InkMap",
-    "LineReader", "Prepared", "ReadLines", "assemble", "classify_batch", "load_classifier", "load_inkmap",
-    "load_reader", "model_file", "prepare", "read", "read_lines_batch", "recognize",
+    "BACKENDS", "CLASSES", "KINDS", "MIN_CONFIDENCE", "NOT_A_DIGIT", "Classifier", "Classify", "Engine", "ImageError",
+    "InkMap", "LineReader", "Prepared", "ReadLines", "assemble", "classify_batch", "load_classifier", "load_inkmap",
+    "load_reader", "model_file", "prepare", "read", "read_lines_batch",
 ]

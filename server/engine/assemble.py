@@ -56,16 +56,21 @@ def assemble(prepared: Prepared, probs: np.ndarray, line_probs: list[np.ndarray]
         chosen.append(max(digits_only, key=lambda way: min(probs[j].max() for j in way) - SPLIT_MARGIN * (len(way) > 1))
                       if digits_only else ())
     digits = [[_crop_digit(prepared.boxes[i], int(values[i]), probs[i]) for i in way] for way in chosen]
+    doubted: list[dict] = []  # rows of the ink map the reader was not sure enough of
     for line, steps in zip(prepared.lines, line_probs or [], strict=False):
-        by_rules = [digit for c in line.candidates for digit in digits[c]]
         by_line = line_digits(line, steps)
+        if not line.candidates:  # a row of the ink map (v3): the reader alone reads it
+            sure = bool(by_line) and min(d["confidence"] for d in by_line) >= MIN_CONFIDENCE
+            (digits if sure else doubted).append(by_line)
+            continue
+        by_rules = [digit for c in line.candidates for digit in digits[c]]
         if _take_line(by_rules, by_line):  # the line's digits stand in for all of its candidates'
             for c in line.candidates:
                 digits[c] = []
             digits[line.candidates[0]] = by_line
     read_out = sorted((digit for found in digits for digit in found), key=lambda digit: digit["box"][0])
     number = "".join(str(d["value"]) for d in read_out) or None
-    reason = None if number else prepared.reason or _refusal(probs)
+    reason = None if number else prepared.reason or _refusal(probs, [d for row in doubted for d in row])
     return {"number": number, "reason": reason, "digits": read_out, "width": prepared.width, "height": prepared.height}
 
 
@@ -105,11 +110,14 @@ def _crop_digit(box: tuple[int, int, int, int], value: int, p: np.ndarray) -> di
             "top3": [[int(d), round(float(p[d]), 4)] for d in top3], "box": list(box)}
 
 
-def _refusal(probs: np.ndarray) -> str:
-    """Why shapes were found and none was read: the model's best guess, when it had one, tells the user that
-    the digit was seen and what to improve (a clearer or bigger digit), not that there was nothing there."""
+def _refusal(probs: np.ndarray, doubted: list[dict]) -> str:
+    """Why shapes were found and none was read: the best guess of the classifier or the line reader, when they had
+    one, tells the user that the digit was seen and what to improve (a clearer or bigger digit), not that there was
+    nothing there."""
     unsure = probs[np.argmax(probs, axis=1) != NOT_A_DIGIT]
-    if not len(unsure):
+    guesses = [(float(p.max()), int(np.argmax(p))) for p in unsure]
+    guesses += [(d["confidence"], d["value"]) for d in doubted]
+    if not guesses:
         return "no shape looks like a digit"
-    best = unsure[np.argmax(unsure.max(axis=1))]
-    return f"not sure enough to read it (best guess {int(np.argmax(best))}, {best.max():.0%})"
+    confidence, value = max(guesses)
+    return f"not sure enough to read it (best guess {value}, {confidence:.0%})"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -80,6 +81,17 @@ def to_litert(model_or_path: keras.Model | str | Path) -> bytes:
     with tempfile.TemporaryDirectory() as folder:
         model.export(folder, verbose=False)  # quietly: stdout is the CLI's
         return tf.lite.TFLiteConverter.from_saved_model(folder).convert()
+
+
+def save_keras(model: keras.Model, path: str | Path) -> None:
+    """`model.save(path)`, deflated: Keras writes its .keras zip uncompressed, and deflating makes the committed
+    files a third to a half smaller (they load alike: the zip says how each file was stored)."""
+    model.save(path)
+    with zipfile.ZipFile(path) as saved:
+        files = [(info.filename, saved.read(info)) for info in saved.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as deflated:
+        for name, data in files:
+            deflated.writestr(name, data)
 
 
 def tensorflow(purpose: str):  # noqa: ANN201 (the modules themselves)

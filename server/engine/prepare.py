@@ -1,4 +1,5 @@
-"""Image bytes -> a Prepared image: decoded, its digit candidates found and cut into MNIST-style crops.
+"""Image bytes -> a Prepared image: decoded, its digit candidates found and cut into MNIST-style crops (the rules),
+or its rows of digits found on the learned ink map (v3).
 
 Pure NumPy/OpenCV and thread-safe: the server prepares images in a thread pool while the networks run.
 """
@@ -11,8 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .decode import decode
-from .inkmap import InkMap
+from .inkmap import SCALE, InkMap
 from .preprocess import preprocess, shapes
+from .rows import find_rows
 
 
 @dataclass
@@ -61,6 +63,25 @@ def prepare(data: bytes, max_pixels: int = 40_000_000, ink_map: InkMap | None = 
              for line in found.lines]
     timings = {"decode_ms": (decoded_at - start) * 1000, "preprocess_ms": (done - decoded_at) * 1000}
     return Prepared(crops, boxes, decoded.width, decoded.height, reason, readings, lines, timings)
+
+
+def prepare_rows(data: bytes, ink_map: InkMap, max_pixels: int = 40_000_000) -> Prepared:
+    """Decode one image and find its rows of digits on the learned ink map (engine v3): no candidates, no crops,
+    only lines for the line reader; raises ImageError for unreadable or oversized input."""
+    start = time.perf_counter()
+    decoded = decode(data, max_pixels)
+    decoded_at = time.perf_counter()
+    chances = ink_map(decoded.gray)
+    rows = find_rows(chances)
+    done = time.perf_counter()
+    reason = None if rows else "no ink found" if chances.max(initial=0) < 0.5 else "no digit-like shapes"
+    sx = SCALE * decoded.width / decoded.gray.shape[1]  # map pixels -> the user's pixels
+    sy = SCALE * decoded.height / decoded.gray.shape[0]
+    lines = [PreparedLine(row.image, [], _scale_box(row.box, sx, sy), (row.origin[0] * sx, row.origin[1] * sy),
+                          (sx / row.scale, sy / row.scale)) for row in rows]
+    timings = {"decode_ms": (decoded_at - start) * 1000, "preprocess_ms": (done - decoded_at) * 1000}
+    return Prepared(np.zeros((0, 28, 28, 1), np.float32), [], decoded.width, decoded.height, reason, [], lines,
+                    timings)
 
 
 def _scale_box(box: tuple[int, int, int, int], sx: float, sy: float) -> tuple[int, int, int, int]:

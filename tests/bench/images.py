@@ -129,3 +129,20 @@ def frames(size: tuple[int, int] = WEBCAM, count: int = len(NUMBERS)) -> list[by
 def phone_photo() -> bytes:
     """A 4000x3000 phone-camera-like photo (about 2-3 MB)."""
     return scene("2718", PHONE, seed=99, quality=92)
+
+
+def photo_frames(data: Path, count: int = 40) -> list[bytes]:
+    """`count` webcam-sized frames (JPEG, 320x240) cut from photos-dev's phone photos, taken evenly from its sorted
+    files: the middle 4:3 of each, shrunk. None when the shared data is absent."""
+    folder = data / "photos-dev" / "photo"
+    if not folder.is_dir():
+        return []
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    frames = []
+    for index in np.linspace(0, len(paths) - 1, count).astype(int):
+        image = cv2.imread(str(paths[index]), cv2.IMREAD_COLOR)  # EXIF orientation applied
+        h, w = image.shape[:2]
+        cw, ch = min(w, h * 4 // 3), min(h, w * 3 // 4)
+        x, y = (w - cw) // 2, (h - ch) // 2
+        frames.append(_jpeg(cv2.resize(image[y : y + ch, x : x + cw], WEBCAM, interpolation=cv2.INTER_AREA), 90))
+    return frames

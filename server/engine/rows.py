@@ -1,0 +1,100 @@
+"""The ink map -> rows of digits, by plain geometry, each cut out as the line reader's input.
+
+The map's shapes (its chances at 0.5, 8-connected) are grouped into rows, tallest first: a shape joins a row when
+their heights overlap by half the smaller one, or when it lies right by the row (a piece of a stroke the map broke,
+a 5's flag that the pen left apart), and a row is cut where the gap between its shapes is wider than the row is
+tall. Every length is measured in the row's own height, so a row of 8 px digits and one filling the frame are found
+alike; a shape cut by the frame's edge is a shape like any other. What is read is the map itself, shrunk or grown
+to the reader's height: the reader learns on the very maps it reads, whatever the paper and light were.
+
+Pure NumPy/OpenCV, no state.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from .lines import HEIGHT, INK_ROWS, MARGIN, WIDTHS, Line
+
+SAME_ROW = 0.5  # a shape joins a row when their heights overlap by this share of the smaller one
+NEAR = 0.25  # ... or when it lies this near the row's box (of the taller's height), in any direction
+MAX_GAP = 1.0  # a row is cut where its shapes stand further apart than this many times its height
+MIN_HEIGHT = 4  # map pixels (8 px of the picture): a shorter row is a speck, not a digit anyone could read
+MIN_AREA = 3  # map pixels: a smaller shape is not looked at
+MAX_ROWS = 8
+
+
+def find_rows(chances: np.ndarray) -> list[Line]:
+    """The map's rows of digits, top row first, each as the line reader's input; boxes and origins in map pixels."""
+    ink = (chances >= 0.5).view(np.uint8)
+    count, labels, stats, _ = cv2.connectedComponentsWithStatsWithAlgorithm(ink, 8, cv2.CV_32S, cv2.CCL_GRANA)
+    shapes = [i for i in range(1, count) if stats[i, cv2.CC_STAT_AREA] >= MIN_AREA]
+    rows: list[list[int]] = []
+    for i in sorted(shapes, key=lambda i: -stats[i, cv2.CC_STAT_HEIGHT]):  # the tallest shapes make the rows
+        row = next((row for row in rows if _same_row(_box(stats, row), _box(stats, [i]))), None)
+        if row is None:
+            rows.append([i])
+        else:
+            row.append(i)
+    pieces = [piece for row in rows for piece in _cut(stats, row)]
+    boxes = [_box(stats, piece) for piece in pieces]
+    kept = [(box, piece) for box, piece in zip(boxes, pieces, strict=True) if box[3] >= MIN_HEIGHT]
+    kept = sorted(kept, key=lambda row: -row[0][3] * row[0][2])[:MAX_ROWS]  # the biggest, when there are many
+    lines = [_line(chances, labels, box, piece) for box, piece in kept]
+    return sorted(lines, key=lambda line: (line.box[1], line.box[0]))
+
+
+def _cut(stats: np.ndarray, row: list[int]) -> list[list[int]]:
+    """A row's shapes, left to right, cut where a gap is wider than MAX_GAP times the row's height."""
+    height = _box(stats, row)[3]
+    ordered = sorted(row, key=lambda i: stats[i, cv2.CC_STAT_LEFT])
+    pieces, right = [[ordered[0]]], _right(stats, ordered[0])
+    for i in ordered[1:]:
+        if stats[i, cv2.CC_STAT_LEFT] - right > MAX_GAP * height:
+            pieces.append([i])
+        else:
+            pieces[-1].append(i)
+        right = max(right, _right(stats, i))
+    return pieces
+
+
+def _line(chances: np.ndarray, labels: np.ndarray, box: tuple[int, int, int, int], members: list[int]) -> Line:
+    """The row's shapes (and only them) cut from the map and scaled to the reader's input: the row's height to
+    INK_ROWS, or its width to the widest input."""
+    x, y, w, h = box
+    region = np.where(np.isin(labels[y : y + h, x : x + w], members), chances[y : y + h, x : x + w], 0)
+    scale = INK_ROWS / h
+    if w * scale + 2 * MARGIN > WIDTHS[-1]:
+        scale = (WIDTHS[-1] - 2 * MARGIN) / w
+    width = next(side for side in WIDTHS if w * scale + 2 * MARGIN <= side)
+    size = (max(1, min(round(w * scale), width - 2 * MARGIN)), max(1, min(round(h * scale), HEIGHT)))
+    grown = cv2.resize(region.astype(np.float32), size,
+                       interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    image = np.zeros((HEIGHT, width), np.float32)
+    top = (HEIGHT - size[1]) // 2
+    image[top : top + size[1], MARGIN : MARGIN + size[0]] = grown
+    origin = (x - MARGIN / scale, y - top / scale)
+    return Line(box, members, image, scale, origin)
+
+
+def _box(stats: np.ndarray, shapes: list[int]) -> tuple[int, int, int, int]:
+    x0 = min(stats[i, cv2.CC_STAT_LEFT] for i in shapes)
+    y0 = min(stats[i, cv2.CC_STAT_TOP] for i in shapes)
+    x1 = max(_right(stats, i) for i in shapes)
+    y1 = max(stats[i, cv2.CC_STAT_TOP] + stats[i, cv2.CC_STAT_HEIGHT] for i in shapes)
+    return int(x0), int(y0), int(x1 - x0), int(y1 - y0)
+
+
+def _right(stats: np.ndarray, i: int) -> int:
+    return int(stats[i, cv2.CC_STAT_LEFT] + stats[i, cv2.CC_STAT_WIDTH])
+
+
+def _same_row(row: tuple[int, int, int, int], box: tuple[int, int, int, int]) -> bool:
+    """Whether a shape joins a row: their heights overlap enough, or it lies right by the row's box, within NEAR of
+    the taller's height (a piece of a stroke the map broke, a 5's flag or a 7's bar that the pen left apart)."""
+    overlap = min(row[1] + row[3], box[1] + box[3]) - max(row[1], box[1])
+    if overlap >= SAME_ROW * min(row[3], box[3]):
+        return True
+    across = max(row[0], box[0]) - min(row[0] + row[2], box[0] + box[2])  # the gap between them, < 0 if none
+    return max(across, -overlap) <= NEAR * max(row[3], box[3])
