@@ -374,16 +374,7 @@ def digit_scene(
     *,
     look: Look = Look(),
 ) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
-    """Write `digits` (white-on-black images such as MNIST's 28x28, left to right) as ink on a
-    photo-like paper. Returns the uint8 BGR image and one box (x, y, w, h) per digit: the tight
-    box of its ink in image pixels (a box is (0, 0, 0, 0) if a digit ended up off the frame).
-
-    `digit_height` is the height of each 28-px MNIST box in pixels (its ink is about 20/28 of it);
-    by default it is drawn so that the digits fit the frame with a margin.
-    `style` "paper" is a phone photo of paper; "screen" is a drawing app's canvas (flat background,
-    light-on-dark or dark-on-light, maybe a screenshot's sharp edges, no camera).
-    `look` fixes some of the scene's looks (see `Look`); its `size` stands for `digit_height`.
-    """
+    """`ink_scene`'s image and each digit's box: what a phone would send, and where its digits are."""
     scene = ink_scene(rng, digits, height, width, digit_height, style, look=look)
     return scene.image, scene.boxes
 
@@ -398,8 +389,17 @@ def ink_scene(
     *,
     look: Look = Look(),
 ) -> Scene:
-    """`digit_scene`'s scene (the same draws, the same image) with the mask of its digits' ink: what an ink map
-    learns to find."""
+    """Write `digits` (white-on-black images such as MNIST's 28x28, left to right) as ink on a
+    photo-like paper. Returns the Scene: the uint8 BGR image, one box (x, y, w, h) per digit (the tight box of
+    its ink in image pixels, (0, 0, 0, 0) if a digit ended up off the frame), the mask of the digits' ink (what an
+    ink map learns to find) and each digit's share of ink inside the frame.
+
+    `digit_height` is the height of each 28-px MNIST box in pixels (its ink is about 20/28 of it);
+    by default it is drawn so that the digits fit the frame with a margin.
+    `style` "paper" is a phone photo of paper; "screen" is a drawing app's canvas (flat background,
+    light-on-dark or dark-on-light, maybe a screenshot's sharp edges, no camera).
+    `look` fixes some of the scene's looks (see `Look`); its `size` stands for `digit_height`.
+    """
     n = len(digits)
     if look.size is not None:
         if digit_height is not None:

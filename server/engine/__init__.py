@@ -5,7 +5,7 @@
     prepare     decode + preprocess for one image: a Prepared (crops, boxes, ways to read each candidate, lines)
     backends    how the networks run: LiteRT (the default) or Keras
     classifier  crops -> probabilities: `load_classifier(path, backend)`
-    inkmap      image -> where a digit's ink is, learned: `load_inkmap(path, backend)` (tried in place of the ink rules)
+    inkmap      image -> where a digit's ink is, learned (v3): `load_inkmap(path, backend)`
     reader      lines -> per step probabilities, and those -> digits: `load_reader(path, backend)`
     assemble    probabilities -> the result: the number, per digit value, confidence, top-3 and box
     rows        the ink map -> rows of digits by plain geometry, each the line reader's input (v3)
