@@ -11,7 +11,7 @@ import asyncio
 import logging
 import multiprocessing
 import signal
-from multiprocessing.connection import wait
+from multiprocessing.connection import Connection, wait
 
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config as HypercornConfig
@@ -37,18 +37,21 @@ def hypercorn_config(config: Config) -> HypercornConfig:
     return hyper
 
 
-def serve(config: Config, sockets: Sockets | None = None) -> None:
-    """Run one worker until SIGTERM/SIGINT."""
+def serve(config: Config, sockets: Sockets | None = None, ready: Connection | None = None) -> None:
+    """Run one worker until SIGTERM/SIGINT; `ready` is told once a signal can no longer kill it uncleanly."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
     hypercorn_patches.apply()
-    asyncio.run(_serve(config, sockets))
+    asyncio.run(_serve(config, sockets, ready))
 
 
-async def _serve(config: Config, sockets: Sockets | None) -> None:
+async def _serve(config: Config, sockets: Sockets | None, ready: Connection | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):  # first: a signal while the model loads must not kill us
         loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready.send(True)
+        ready.close()
     from .app import create_app  # here, so that the parent of several workers never loads the model
 
     app = create_app(config)
@@ -72,9 +75,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     sockets = hypercorn_config(config).create_sockets()
     context = multiprocessing.get_context("spawn")
-    workers = [context.Process(target=serve, args=(config, sockets), daemon=True) for _ in range(config.workers)]
-    for worker in workers:
+    pipes = [context.Pipe(duplex=False) for _ in range(config.workers)]
+    workers = [context.Process(target=serve, args=(config, sockets, sender), daemon=True) for _, sender in pipes]
+    for worker, (_, sender) in zip(workers, pipes, strict=True):
         worker.start()
+        sender.close()
 
     stopping = False
 
@@ -83,7 +88,9 @@ def main(argv: list[str] | None = None) -> int:
         nonlocal stopping
         if not stopping:
             stopping = True
-            for worker in workers:
+            for worker, (ready, _) in zip(workers, pipes, strict=True):
+                # A worker still starting (spawn imports for seconds) would die of the signal: wait until it can drain.
+                wait([ready, worker.sentinel], timeout=120)
                 if worker.is_alive():
                     worker.terminate()  # SIGTERM: the worker drains
 
