@@ -95,11 +95,12 @@ def self_signed_cert(directory: Path, host: str) -> tuple[Path, Path]:
     return cert, key
 
 
-def screenshot(page: Page, name: str) -> Path:
-    """Save a full-page screenshot under artifacts/ (gitignored) for people to look at."""
+def screenshot(page: Page, name: str, full_page: bool = True) -> Path:
+    """Save a screenshot under artifacts/ (gitignored) for people to look at. A phone's is of its screen: chromium
+    drops the touch emulation (and so the page's phone layout) for a full-page capture."""
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=True)
+    page.screenshot(path=str(path), full_page=full_page)
     return path
 
 

@@ -171,7 +171,11 @@ def test_a_photo_without_a_digit_says_why(browser: Browser, server: Server) -> N
         page.get_by_role("tab", name="Photo").click()
         photo_answered(page, SAMPLES / "blank__page.jpg")
         expect(page.get_by_test_id("reading")).to_have_text("")
-        expect(page.locator("[data-role=hint]")).to_have_text("No digits: no digit-like shapes.")
+        # Its own state, not the empty start screen: a verdict, and the reason in plain words.
+        expect(page.locator(".reading")).to_have_attribute("data-state", "none")
+        expect(page.locator("[data-role=verdict]")).to_have_text("No digit found")
+        expect(page.locator("[data-role=verdict]")).to_be_visible()
+        expect(page.locator("[data-role=hint]")).to_contain_text("none looks like a digit")
         assert page.get_by_test_id("photo-overlay").get_attribute("data-boxes") == "0"
     finally:
         page.context.close()
@@ -245,10 +249,13 @@ def test_camera_permission_denied_offers_photos(browser: Browser, server: Server
         page.get_by_role("button", name="Use a photo instead").click()
         photo_answered(page, PHOTO_SAMPLE)
         expect(page.get_by_test_id("reading")).to_have_text(sample_label(PHOTO_SAMPLE))
-        # A file the server cannot read: its error is shown beside the photo, and the page carries on.
-        broken = {"name": "broken.png", "mimeType": "image/png", "buffer": b"not a picture at all"}
+        # A file that is no picture: said in plain words, the old reading and boxes go, and the page carries on.
+        broken = {"name": "broken.jpg", "mimeType": "image/jpeg", "buffer": b"not a picture at all"}
         page.get_by_test_id("photo-input").set_input_files(files=[broken])
-        expect(page.get_by_test_id("photo-problem")).to_contain_text("image")
+        expect(page.get_by_test_id("photo-problem")).to_have_text(
+            "This file isn't a picture this browser can open. Try a photo in JPEG or PNG.")
+        expect(page.get_by_test_id("reading")).to_have_text("")
+        expect(page.locator(".reading")).to_have_attribute("data-state", "idle")
         photo_answered(page, PHOTO_SAMPLE)
         expect(page.get_by_test_id("photo-problem")).to_be_hidden()
     finally:
@@ -357,9 +364,11 @@ def test_layout_fits_and_controls_are_reachable(browser: Browser, server: Server
         photo_answered(page, NUMBER_SAMPLE)
         expect(page.get_by_test_id("reading")).to_have_text(sample_label(NUMBER_SAMPLE))
         expect(page.get_by_test_id("photo-overlay")).to_have_attribute("data-boxes", "3")
+        page.wait_for_timeout(500)  # the reading scrolled into view
+        screenshot(page, f"browser-{name}-read", full_page=False)
         page.get_by_role("button", name="Next slide").click()
         expect(page.get_by_test_id("slide")).to_be_visible()
-        screenshot(page, f"browser-{name}")
+        screenshot(page, f"browser-{name}", full_page=not options.get("is_mobile"))
         width, inner = page.evaluate("[document.documentElement.scrollWidth, innerWidth]")
         assert width <= inner, f"the page scrolls sideways: {width} > {inner}"
         controls = page.evaluate(CONTROLS_JS)
@@ -367,5 +376,199 @@ def test_layout_fits_and_controls_are_reachable(browser: Browser, server: Server
         for control in controls:
             assert control["width"] >= 44 and control["height"] >= 44, f"too small to touch: {control}"
             assert control["left"] >= 0 and control["right"] <= inner, f"off screen: {control}"
+    finally:
+        page.context.close()
+
+
+# ---- the page as a new user meets it (issue 31) -------------------------------------------------------------
+
+def reading_state(page: Page) -> str:
+    return page.locator(".reading").get_attribute("data-state")
+
+
+def test_a_reading_leaves_with_its_picture(browser: Browser) -> None:
+    """Stop the camera: its reading goes. Lose the server: the live reading is marked old and its boxes go, the
+    page retries at least every 2 s and is back once the server answers."""
+    port = free_port()
+    with running_server(port=port) as first:
+        page = open_page(browser, first.url, permissions=["camera"])
+        toggle = page.get_by_role("button", name="Start camera")
+        toggle.click()
+        reading = page.get_by_test_id("reading")
+        expect(reading).to_have_text(sample_label(CAMERA_SAMPLE), timeout=TIMEOUT_MS)
+        page.get_by_role("button", name="Stop camera").click()
+        expect(reading).to_have_text("")
+        expect(page.locator(".reading")).to_have_attribute("data-state", "idle")
+        page.get_by_role("button", name="Start camera").click()
+        expect(reading).to_have_text(sample_label(CAMERA_SAMPLE), timeout=TIMEOUT_MS)
+    try:
+        expect(page.get_by_test_id("status")).to_have_text("reconnecting", timeout=TIMEOUT_MS)
+        expect(page.locator(".reading")).to_have_attribute("data-old", "true")
+        expect(page.locator("[data-role=age]")).to_contain_text("Last reading")
+        expect(page.get_by_test_id("live-overlay")).to_have_attribute("data-boxes", "0")
+        page.wait_for_timeout(4000)  # several refused attempts: the retries do not back off beyond a second or so
+        seconds = int(page.locator("[data-role=banner-text]").inner_text().split("Reconnecting in ")[1].split(" s")[0])
+        assert seconds <= 2, page.locator("[data-role=banner-text]").inner_text()
+        with running_server(port=port):
+            expect(page.get_by_test_id("status")).to_have_text("connected", timeout=TIMEOUT_MS)
+            expect(reading).to_have_text(sample_label(CAMERA_SAMPLE), timeout=TIMEOUT_MS)
+            expect(page.locator(".reading")).to_have_attribute("data-old", "false")
+    finally:
+        page.context.close()
+
+
+def test_keyboard_keeps_focus_and_every_control_answers_enter_and_space(browser: Browser, server: Server) -> None:
+    page = open_page(browser, server.url, permissions=["camera"], viewport={"width": 1280, "height": 800})
+    try:
+        toggle = page.locator("[data-role=camera-toggle]")
+        toggle.focus()
+        page.keyboard.press("Space")
+        expect(toggle).to_have_text("Stop camera", timeout=TIMEOUT_MS)
+        expect(toggle).to_be_focused()
+        wait_for_more_frames(page, 30)
+        page.keyboard.press("Space")  # the same key on the same button: the camera stops, no slideshow starts
+        expect(toggle).to_have_text("Start camera")
+        expect(toggle).to_be_focused()
+        expect(page.locator("[data-action=play]")).to_have_attribute("aria-pressed", "false")
+
+        # The thumbnails are one Tab stop, however many frames were saved.
+        thumbs = page.locator("[data-role=strip] [data-seq]")
+        assert thumbs.count() >= 30
+        stops = page.evaluate("""() => [...document.querySelectorAll('[data-role=strip] [data-seq]')]
+                                        .filter((t) => t.tabIndex >= 0).length""")
+        assert stops == 1
+        page.locator("[data-role=strip] [tabindex='0']").focus()
+        page.keyboard.press("Home")
+        slide = page.get_by_test_id("slide")
+        expect(slide).to_have_attribute("data-seq", thumbs.first.get_attribute("data-seq"))
+        page.keyboard.press("ArrowRight")
+        expect(slide).to_have_attribute("data-seq", thumbs.nth(1).get_attribute("data-seq"))
+        expect(thumbs.nth(1)).to_be_focused()
+
+        # The photo buttons open their picker with Enter and with Space.
+        page.get_by_role("tab", name="Photo").click()
+        choose = page.get_by_role("button", name="Choose a picture")
+        for key in ("Enter", "Space"):
+            choose.focus()
+            with page.expect_file_chooser() as chooser:
+                page.keyboard.press(key)
+            chooser.value.set_files(str(PHOTO_SAMPLE))
+            expect(page.locator("[data-role=photo-frame]")).to_have_attribute("data-state", "done",
+                                                                            timeout=TIMEOUT_MS)
+            expect(choose).to_be_focused()
+    finally:
+        page.context.close()
+
+
+def test_one_numbering_in_the_slideshow(page: Page) -> None:
+    """After the tests above: the caption counts the strip's slides from 1, as the thumbnails' names do."""
+    thumbs = page.locator("[data-role=strip] [data-seq]")
+    count = thumbs.count()
+    thumbs.nth(1).click()
+    caption = page.locator("[data-role=slide-caption]")
+    expect(caption).to_contain_text(f"2 of {count} ·")
+    assert thumbs.nth(1).get_attribute("aria-label").startswith(f"2 of {count},")
+    page.get_by_role("button", name="Next slide").click()
+    expect(caption).to_contain_text(f"3 of {count} ·")
+    expect(page.locator("[data-role=legend]")).to_contain_text("marks a photo")
+
+
+def test_play_plays_after_the_speed_changed(browser: Browser, server: Server) -> None:
+    """Change the speed while a replay plays: it goes on at the new speed (the first replay's end does not stop the
+    new one); Pause pauses and Play plays."""
+    page = open_page(browser, server.url)
+    try:
+        page.get_by_role("tab", name="Photo").click()
+        for _ in range(5):  # a history 4 s long or more: its replay at 1x lasts as long
+            photo_answered(page, PHOTO_SAMPLE)
+            page.wait_for_timeout(1000)
+        play = page.locator("[data-action=play]")
+        page.get_by_label("Slideshow speed").select_option("0.5")
+        play.click()
+        expect(play).to_have_attribute("aria-pressed", "true")
+        page.get_by_label("Slideshow speed").select_option("1")  # goes on at the new speed
+        page.wait_for_timeout(300)  # the first replay's end has come by now, and left the second one playing
+        expect(play).to_have_attribute("aria-pressed", "true")
+        play.click()
+        expect(play).to_have_attribute("aria-pressed", "false")
+        play.click()
+        expect(play).to_have_attribute("aria-pressed", "true")
+    finally:
+        page.context.close()
+
+
+def test_a_long_number_is_one_line_with_every_digits_details(browser: Browser, server: Server, tmp_path: Path) -> None:
+    strip = tmp_path / "long.png"
+    names = ["1.jpg", "2.jpg", "3.jpg", "4.jpg", "5.jpg", "6.jpg", "7.jpg", "8.1.jpg", "9.2.jpg"]
+    samples = [Image.open(SAMPLES / name).convert("L").resize((240, 320)) for name in names]
+    row = Image.new("L", (240 * len(samples), 320), 255)
+    for i, sample in enumerate(samples):
+        row.paste(sample, (240 * i, 0))
+    row.save(strip)
+    page = open_page(browser, server.url, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        page.get_by_role("tab", name="Photo").click()
+        photo_answered(page, strip)
+        number = page.get_by_test_id("reading").inner_text()
+        assert len(number) >= 7, number
+        lines = page.get_by_test_id("reading").evaluate(
+            "n => [n.getClientRects().length, n.scrollWidth <= n.clientWidth, "
+            "n.getBoundingClientRect().height / parseFloat(getComputedStyle(n).fontSize)]")
+        assert lines[1], "the number is cut off"
+        assert lines[2] < 1.6, f"the number wraps: {lines}"
+        expect(page.locator("[data-role=bars] .digit-bars")).to_have_count(len(number))
+    finally:
+        page.context.close()
+
+
+def test_an_unsure_digit_is_marked(browser: Browser, server: Server, tmp_path: Path) -> None:
+    """Most of a 5, cut by the picture's edge: read, but less than 90% sure, and so marked."""
+    cut = tmp_path / "cut5.jpg"
+    five = Image.open(SAMPLES / "5.jpg")
+    five.crop((0, 0, int(five.width * 0.6), five.height)).save(cut, quality=90)
+    page = open_page(browser, server.url)
+    try:
+        page.get_by_role("tab", name="Photo").click()
+        photo_answered(page, cut)
+        expect(page.get_by_test_id("reading")).not_to_have_text("")
+        expect(page.locator("[data-testid=reading] .unsure")).to_have_count(1)
+        expect(page.locator(".reading")).to_have_attribute("data-unsure", "true")
+        expect(page.locator("[data-role=hint]")).to_contain_text("Unsure")
+    finally:
+        page.context.close()
+
+
+def test_a_huge_png_is_shrunk_in_the_browser_and_read(browser: Browser, server: Server, tmp_path: Path) -> None:
+    """9000x9000 pixels, more than the server takes (40,000,000): the page decodes it and sends a JPEG."""
+    huge = tmp_path / "huge.png"
+    digit = Image.open(PHOTO_SAMPLE).convert("L").point(lambda v: 0 if v < 110 else 255).convert("1")
+    digit.resize((9000, 9000)).save(huge, optimize=True)
+    page = open_page(browser, server.url)
+    try:
+        page.get_by_role("tab", name="Photo").click()
+        photo_answered(page, huge)
+        expect(page.get_by_test_id("reading")).to_have_text(sample_label(PHOTO_SAMPLE))
+        (sent,) = sent_images(page, kind=2)
+        assert sent[5:7] == b"\xff\xd8", "the huge PNG was not sent as a JPEG"
+    finally:
+        page.context.close()
+
+
+def test_the_reading_is_in_view_after_a_photo_on_a_small_phone(browser: Browser, server: Server,
+                                                               tmp_path: Path) -> None:
+    page = open_page(browser, server.url, viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True,
+                     device_scale_factor=2)
+    try:
+        # A phone opens on the photo tab: photos are what phones are for here.
+        expect(page.get_by_role("tab", name="Photo")).to_have_attribute("aria-selected", "true")
+        expect(page.get_by_role("button", name="Take a photo")).to_be_visible()
+        photo = Image.open(PHOTO_SAMPLE).convert("RGB")  # a portrait photo: the sample on a tall sheet of its paper
+        portrait = Image.new("RGB", (photo.width, photo.width * 2), photo.getpixel((5, 5)))
+        portrait.paste(photo, (0, (portrait.height - photo.height) // 2))
+        path = tmp_path / "portrait.jpg"
+        portrait.save(path, quality=90)
+        photo_answered(page, path)
+        expect(page.get_by_test_id("reading")).to_have_text(sample_label(PHOTO_SAMPLE))
+        expect(page.get_by_test_id("reading")).to_be_in_viewport()
     finally:
         page.context.close()

@@ -9,6 +9,14 @@ import { Slideshow } from "./slideshow.js";
 
 const IDLE_HINT = "Start the camera or take a photo.";
 const TOAST_MS = 6000;
+// What the server's errors about a photo mean to its user (docs/protocol.md lists the codes).
+const PHOTO_ERRORS = {
+  bad_image: "This file isn't a picture. Try a photo in JPEG or PNG.",
+  too_many_pixels: "This picture is too big to read. Try a smaller one.",
+  too_large: "This file is too big to send. Try a smaller picture.",
+  rate_limited: "The server is busy right now. Try again in a moment.",
+  internal: "Something went wrong while reading this picture. Try again.",
+};
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -39,6 +47,7 @@ const ui = {
   photoOverlay: $("[data-testid=photo-overlay]"),
   photoStatus: $("[data-testid=photo-status]"),
   photoProblem: $("[data-testid=photo-problem]"),
+  readingCard: $(".reading"),
   toast: $("[data-role=toast]"),
   storeNotice: $("[data-testid=store-notice]"),
 };
@@ -59,6 +68,9 @@ connection.addEventListener("state", ({ detail }) => {
   // The other tab or window has the session now: this one stops filming until the user takes it back.
   if (takenOver && live.running) stopCamera();
   if (!lost) return;
+  // The video goes on while no answer comes: its boxes would belong to an older picture.
+  clearBoxes(ui.liveOverlay);
+  if (readingFrom === "camera") reading.markOld();
   const retryAt = performance.now() + detail.retryInMs;
   const render = () => {
     ui.bannerText.textContent = bannerText(detail.state, detail.reason, retryAt - performance.now());
@@ -107,7 +119,7 @@ connection.addEventListener("skipped", ({ detail }) => {
 connection.addEventListener("error", ({ detail: error }) => {
   sentImages.delete(error.frame);
   if (photos.answered(error.frame)) {
-    photoFailed(`That picture could not be read: ${error.message}.`);
+    photoFailed(PHOTO_ERRORS[error.code] ?? `That picture could not be read: ${error.message}.`);
     return;
   }
   if (error.code === "rate_limited") {
@@ -134,14 +146,34 @@ function liveResult(result) {
   if (!live.running) return;
   drawBoxes(ui.liveOverlay, result);
   // Only a number seen in most of the last few frames reaches the reading: no flicker.
-  if (steady.push(result.number) !== undefined) reading.show(result, "from the camera", IDLE_HINT);
+  if (steady.push(result.number) !== undefined) showReading(result, "camera");
 }
 
-ui.cameraToggle.addEventListener("click", () => (live.running ? stopCamera() : startCamera()));
+let readingFrom = null; // "camera" or "photo": what the reading on screen belongs to
+let lastPhoto = null; // the result of the photo on the photo tab, shown again when the user comes back to it
+
+function showReading(result, source) {
+  readingFrom = source;
+  reading.show(result, `from the ${source}`);
+}
+
+function clearReading(hint = IDLE_HINT) {
+  readingFrom = null;
+  reading.clear(hint);
+}
+
+// Not `disabled` while the camera starts: a disabled button loses the keyboard's focus.
+let cameraStarting = false;
+ui.cameraToggle.addEventListener("click", () => {
+  if (cameraStarting) return;
+  if (live.running) stopCamera();
+  else startCamera();
+});
 $("[data-role=use-photo]").addEventListener("click", () => selectTab($("#tab-photo")));
 
 async function startCamera() {
-  ui.cameraToggle.disabled = true;
+  cameraStarting = true;
+  ui.cameraToggle.setAttribute("aria-disabled", "true");
   ui.cameraProblem.hidden = true;
   try {
     await live.start();
@@ -155,13 +187,15 @@ async function startCamera() {
     ui.cameraProblem.dataset.code = error.code ?? "failed";
     ui.cameraProblem.hidden = false;
   } finally {
-    ui.cameraToggle.disabled = false;
+    cameraStarting = false;
+    ui.cameraToggle.removeAttribute("aria-disabled");
   }
 }
 
 function stopCamera() {
   live.stop();
   clearBoxes(ui.liveOverlay);
+  if (readingFrom === "camera") clearReading();
   ui.cameraFrame.hidden = true;
   ui.cameraPlaceholder.hidden = false;
   ui.stats.textContent = "";
@@ -181,6 +215,10 @@ setInterval(() => {
 
 // ---- photos -------------------------------------------------------------------------------------
 
+// Buttons, not labels, open the file pickers: a label does not answer Enter, a button answers Enter and Space.
+$("[data-role=take-photo]").addEventListener("click", () => $("[data-testid=photo-input]").click());
+$("[data-role=choose-picture]").addEventListener("click", () => $("[data-testid=photo-file]").click());
+
 for (const input of document.querySelectorAll("input[type=file]")) {
   input.addEventListener("change", () => {
     const [file] = input.files;
@@ -191,14 +229,17 @@ for (const input of document.querySelectorAll("input[type=file]")) {
 
 async function submitPhoto(file) {
   ui.photoProblem.hidden = true;
-  ui.photoStatus.textContent = "Reading…";
+  ui.photoStatus.textContent = "";
   ui.photoFrame.dataset.state = "reading";
+  readingFrom = null;
+  lastPhoto = null;
+  reading.busy("Reading the photo…");
   try {
     const blob = await photos.submit(file);
     showPhoto(blob);
     if (!connection.open) ui.photoStatus.textContent = "Waiting for the server…";
   } catch {
-    photoFailed("This browser could not open that picture. Try a JPEG or PNG.");
+    photoFailed("This file isn't a picture this browser can open. Try a photo in JPEG or PNG.");
   }
 }
 
@@ -209,6 +250,9 @@ function photoFailed(message) {
   ui.photoStatus.textContent = "";
   ui.photoProblem.textContent = message;
   ui.photoProblem.hidden = false;
+  clearBoxes(ui.photoOverlay);
+  lastPhoto = null;
+  clearReading("Try another picture.");
 }
 
 function showPhoto(blob) {
@@ -224,7 +268,15 @@ function photoResult(result) {
   ui.photoFrame.dataset.state = "done";
   const size = `${result.width}×${result.height}`;
   ui.photoStatus.textContent = `${size} px · read in ${Math.round(result.timings?.total_ms ?? 0)} ms on the server`;
-  reading.show(result, "from the photo", IDLE_HINT);
+  lastPhoto = result;
+  showReading(result, "photo");
+  // On a phone the photo fills the screen: bring its reading into view.
+  if (!inView(ui.readingCard)) ui.readingCard.scrollIntoView({ behavior: "smooth", block: "nearest" });
+}
+
+function inView(element) {
+  const box = element.getBoundingClientRect();
+  return box.top >= 0 && box.top + Math.min(box.height, 160) <= innerHeight;
 }
 
 // ---- tabs, keyboard, messages -------------------------------------------------------------------
@@ -240,6 +292,9 @@ function selectTab(tab) {
   }
   // The camera only runs while its tab is shown: no hidden uploads, no drained phone battery.
   if (tab.id !== "tab-camera" && live.running) stopCamera();
+  // A reading stays only beside its picture.
+  if (tab.id === "tab-photo" && lastPhoto) showReading(lastPhoto, "photo");
+  else if (readingFrom && readingFrom !== tab.id.slice(4)) clearReading();
 }
 
 for (const tab of tabs) {
@@ -279,5 +334,7 @@ if (unsupported) {
   ui.cameraToggle.disabled = true;
   ui.photoStatus.textContent = unsupported.message;
   selectTab($("#tab-photo"));
+} else if (matchMedia("(pointer: coarse)").matches && !matchMedia("(hover: hover)").matches) {
+  selectTab($("#tab-photo")); // a phone: one photo is what it is for here
 }
 connection.start();

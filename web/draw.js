@@ -14,7 +14,6 @@ export function drawBoxes(canvas, result) {
   const ctx = canvas.getContext("2d");
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   const unit = Math.max(2, Math.round(Math.max(canvas.width, canvas.height) / 200));
-  ctx.font = `600 ${unit * 9}px system-ui, sans-serif`;
   ctx.textBaseline = "bottom";
   for (const digit of digits) {
     const [x, y, w, h] = digit.box;
@@ -24,7 +23,7 @@ export function drawBoxes(canvas, result) {
     ctx.lineWidth = unit;
     ctx.strokeStyle = BOX;
     ctx.strokeRect(x, y, w, h);
-    label(ctx, String(digit.value), x, y, unit);
+    label(ctx, String(digit.value), digit.box, unit);
   }
   canvas.dataset.boxes = String(digits.length);
 }
@@ -34,13 +33,16 @@ export function clearBoxes(canvas) {
   canvas.dataset.boxes = "0";
 }
 
-function label(ctx, text, x, y, unit) {
-  const pad = unit * 2;
+/** The digit's value on a tab above its box (below it at the top edge), sized to the box: a small digit's label
+ * must not cover its neighbours' ink, so that a misread can be checked against the picture. */
+function label(ctx, text, [x, y, w, h], unit) {
+  const height = Math.max(8, Math.min(unit * 11, Math.round(h * 0.6)));
+  const pad = Math.round(height / 5);
+  ctx.font = `600 ${Math.round(height * 0.8)}px system-ui, sans-serif`;
   const width = ctx.measureText(text).width + pad * 2;
-  const height = unit * 11;
-  const top = y - height >= 0 ? y - height : y; // inside the box when there is no room above it
+  const top = y - height - unit >= 0 ? y - height - unit : y + h + unit;
   ctx.fillStyle = BOX;
   ctx.fillRect(x, top, width, height);
   ctx.fillStyle = HALO;
-  ctx.fillText(text, x + pad, top + height - unit);
+  ctx.fillText(text, x + pad, top + height - pad / 2);
 }

@@ -28,7 +28,10 @@ export function cameraProblem(error) {
       return new CameraError(
         "denied",
         "Camera permission was denied. Allow the camera for this site in the browser's settings " +
-          "(the camera icon in the address bar), then press Start camera again — or use a photo.",
+          (matchMedia("(pointer: coarse)").matches
+            ? "(on a phone: the site's settings, from the menu or the icon beside the address)"
+            : "(the camera icon in the address bar)") +
+          ", then press Start camera again — or use a photo.",
       );
     case "NotFoundError":
     case "OverconstrainedError":

@@ -1,10 +1,11 @@
 // Photo mode: a picture from the phone's camera app or the disk, sent once, answered once.
 //
-// Small files in a format the server reads go as they are (the server applies EXIF orientation, and
-// nothing is lost to re-encoding). Larger ones, or formats the server cannot read (e.g. HEIC), are
-// decoded here with their EXIF orientation applied, scaled to at most 2048 px and sent as JPEG: a
-// 12-megapixel phone photo then costs ~0.5 MB instead of 4-8 MB, and digits stay far larger than the
-// 28 px the classifier needs. Boxes always refer to the image that was sent, which is what is shown.
+// Every picture is first decoded here, with its EXIF orientation applied, whatever its format: one that is
+// small, in a format the server reads and within its pixel limit goes as it is (the server applies EXIF
+// orientation, and nothing is lost to re-encoding); any other (large, HEIC, a 9000x9000 PNG) is scaled to at
+// most 2048 px and sent as JPEG: a 12-megapixel phone photo then costs ~0.5 MB instead of 4-8 MB, and digits
+// stay far larger than the 28 px the classifier needs. Boxes always refer to the image that was sent, which is
+// what is shown. A file the browser cannot decode is no picture: `photoBlob` rejects it.
 
 import { HEADER_BYTES, KIND } from "./protocol.js";
 
@@ -14,19 +15,25 @@ const LONGEST_SIDE = 2048;
 const JPEG_QUALITY = 0.9;
 
 /** The bytes to send for `file`, as a Blob (the file itself, or a scaled JPEG). */
-export async function photoBlob(file, maxMessageBytes = Infinity) {
-  const limit = Math.min(SEND_AS_IS_BYTES, maxMessageBytes - HEADER_BYTES);
-  if (SERVER_FORMATS.includes(file.type) && file.size <= limit) return file;
+export async function photoBlob(file, limits = {}) {
   const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
-  const scale = Math.min(1, LONGEST_SIDE / Math.max(bitmap.width, bitmap.height));
-  const canvas = document.createElement("canvas");
-  canvas.width = Math.round(bitmap.width * scale);
-  canvas.height = Math.round(bitmap.height * scale);
-  canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
-  bitmap.close();
-  return new Promise((resolve, reject) =>
-    canvas.toBlob((blob) => (blob ? resolve(blob) : reject(new Error("could not encode"))), "image/jpeg", JPEG_QUALITY),
-  );
+  try {
+    const maxBytes = Math.min(SEND_AS_IS_BYTES, (limits.max_message_bytes ?? Infinity) - HEADER_BYTES);
+    const pixels = bitmap.width * bitmap.height;
+    if (SERVER_FORMATS.includes(file.type) && file.size <= maxBytes && pixels <= (limits.max_pixels ?? Infinity)) {
+      return file;
+    }
+    const scale = Math.min(1, LONGEST_SIDE / Math.max(bitmap.width, bitmap.height));
+    const canvas = document.createElement("canvas");
+    canvas.width = Math.max(1, Math.round(bitmap.width * scale));
+    canvas.height = Math.max(1, Math.round(bitmap.height * scale));
+    canvas.getContext("2d").drawImage(bitmap, 0, 0, canvas.width, canvas.height);
+    return await new Promise((resolve, reject) =>
+      canvas.toBlob((blob) => (blob ? resolve(blob) : reject(new Error("could not encode"))), "image/jpeg", JPEG_QUALITY),
+    );
+  } finally {
+    bitmap.close();
+  }
 }
 
 /**
@@ -44,7 +51,7 @@ export class PhotoSender extends EventTarget {
   }
 
   async submit(file) {
-    const blob = await photoBlob(file, this.connection.limits?.max_message_bytes);
+    const blob = await photoBlob(file, this.connection.limits ?? {});
     this.waiting = { blob, frameId: null };
     if (this.connection.open) await this.send(blob);
     return blob;

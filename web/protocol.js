@@ -7,7 +7,11 @@ export const HEADER_BYTES = 5;
 // Where the history is kept: {type, shared, message}; shared false while the server keeps it on one worker only.
 export const HISTORY_STORE = "history_store";
 const TOKEN_KEY = "digits.session";
-const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 10000];
+// A refused connection costs the server nothing: retry every second at most, so the page is back within about a
+// second of the server answering. A busy server (1013) is given longer.
+const BACKOFF_MS = [250, 500, 1000];
+const BUSY_BACKOFF_MS = [2000, 4000, 8000];
+const CLOSE_BUSY = 1013;
 // A phone that loses its network may never see the socket close: ping, and give up on silence.
 const PING_EVERY_MS = 15000;
 const SILENCE_MS = 40000;
@@ -178,7 +182,8 @@ export class Connection extends EventTarget {
       this.setState("offline", 0, "This device is offline.");
       return;
     }
-    const delay = BACKOFF_MS[Math.min(this.attempt, BACKOFF_MS.length - 1)] * (0.8 + 0.4 * Math.random());
+    const steps = code === CLOSE_BUSY ? BUSY_BACKOFF_MS : BACKOFF_MS;
+    const delay = steps[Math.min(this.attempt, steps.length - 1)] * (0.8 + 0.4 * Math.random());
     this.attempt += 1;
     this.setState("reconnecting", delay, reason);
     this.retryTimer = setTimeout(() => this.connect(), delay);

@@ -18,12 +18,13 @@ export class Slideshow {
     this.strip = root.querySelector("[data-role=strip]");
     this.placeholder = root.querySelector("[data-role=slide-placeholder]");
     this.hint = root.querySelector("[data-role=slide-hint]");
+    this.legend = root.querySelector("[data-role=legend]");
     this.playButton = root.querySelector("[data-action=play]");
     this.speed = root.querySelector("[data-role=speed]");
     this.entries = new Map(); // seq -> {seq, kind, number, url, thumb}
     this.current = null;
     this.playing = false;
-    this.restart = false; // replay again (new speed) once the stopped one ends
+    this.running = 0; // realtime replays asked for whose replay_end has not come
 
     root.querySelector("[data-action=prev]").addEventListener("click", () => this.step(-1));
     root.querySelector("[data-action=next]").addEventListener("click", () => this.step(1));
@@ -33,6 +34,14 @@ export class Slideshow {
       const thumb = event.target.closest("[data-seq]");
       if (thumb) this.go(Number(thumb.dataset.seq));
     });
+    // The strip is one Tab stop (the current thumbnail); arrow keys, Home and End move inside it.
+    this.strip.addEventListener("keydown", (event) => {
+      const seqs = [...this.entries.keys()];
+      const target = { Home: seqs[0], End: seqs.at(-1) }[event.key];
+      if (target === undefined) return;
+      event.preventDefault();
+      this.go(target);
+    });
     this.listenForSwipes(root.querySelector("[data-role=stage]"));
 
     connection.addEventListener("slide", (e) => this.showSlide(e.detail.slide, e.detail.blob));
@@ -40,7 +49,9 @@ export class Slideshow {
     connection.addEventListener("history", (e) => this.sync(e.detail.frames));
     connection.addEventListener("history_dropped", (e) => e.detail.seqs.forEach((seq) => this.forget(seq)));
     connection.addEventListener("state", (e) => {
-      if (e.detail.state !== "connected") this.setPlaying(false);
+      if (e.detail.state === "connected") return;
+      this.running = 0; // a replay ends with its socket
+      this.setPlaying(false);
     });
   }
 
@@ -64,6 +75,7 @@ export class Slideshow {
     const entry = { seq: frame.seq, kind: frame.kind, number: frame.number ?? "", url, thumb: thumbnail(frame, url) };
     this.entries.set(frame.seq, entry);
     this.strip.append(entry.thumb);
+    this.renumber();
     return entry;
   }
 
@@ -73,12 +85,35 @@ export class Slideshow {
     if (entry.url) URL.revokeObjectURL(entry.url);
     entry.thumb.remove();
     this.entries.delete(seq);
+    this.renumber();
+  }
+
+  /** One numbering everywhere: a slide's place in the strip, from 1, in its thumbnail and in the caption. */
+  renumber() {
+    const count = this.entries.size;
+    let place = 0;
+    for (const entry of this.entries.values()) {
+      place += 1;
+      const what = entry.kind === "photo" ? "photo" : "camera frame";
+      entry.thumb.setAttribute("aria-label", `${place} of ${count}, ${what}: ${entry.number || "no digit"}`);
+      entry.thumb.tabIndex = entry.seq === this.focusSeq() ? 0 : -1;
+    }
+  }
+
+  /** The thumbnail that takes the strip's one Tab stop: the current slide's, else the newest. */
+  focusSeq() {
+    return this.entries.has(this.current) ? this.current : [...this.entries.keys()].at(-1);
+  }
+
+  placeOf(seq) {
+    return [...this.entries.keys()].indexOf(seq) + 1;
   }
 
   reorder() {
     const sorted = [...this.entries.values()].sort((a, b) => a.seq - b.seq);
     this.entries = new Map(sorted.map((e) => [e.seq, e]));
     this.strip.replaceChildren(...sorted.map((e) => e.thumb));
+    this.renumber();
   }
 
   showSlide(slide, blob) {
@@ -99,10 +134,13 @@ export class Slideshow {
     Object.assign(this.figure.dataset, { seq: String(slide.seq), number, kind: slide.kind });
     this.figure.hidden = false;
     this.placeholder.hidden = true;
-    const what = slide.kind === "photo" ? "Photo" : "Frame";
-    const reading = number ? `read ${number}` : slide.result.reason || "no digits";
-    this.caption.textContent = `${what} ${slide.index + 1} of ${slide.count} · ${reading}`;
+    const what = slide.kind === "photo" ? "photo" : "camera frame";
+    const reading = number ? `read ${number}` : "no digit found";
+    this.caption.textContent = `${this.placeOf(slide.seq)} of ${this.entries.size} · ${what} · ${reading}`;
+    const focused = this.strip.contains(document.activeElement);
     for (const thumb of this.strip.children) thumb.setAttribute("aria-current", String(thumb === entry.thumb));
+    this.renumber();
+    if (focused) entry.thumb.focus({ preventScroll: true });
     // Centre the thumbnail in the strip without scrolling the page away from what the user watches.
     const thumb = entry.thumb;
     this.strip.scrollTo({ left: thumb.offsetLeft - (this.strip.clientWidth - thumb.offsetWidth) / 2 });
@@ -135,7 +173,10 @@ export class Slideshow {
     const at = seqs.indexOf(this.current);
     const from = at === -1 || at === seqs.length - 1 ? seqs[0] : seqs[at + 1];
     const speed = Number(this.speed.value);
-    if (this.connection.control({ type: "replay", mode: "realtime", speed, from })) this.setPlaying(true);
+    if (this.connection.control({ type: "replay", mode: "realtime", speed, from })) {
+      this.running += 1;
+      this.setPlaying(true);
+    }
   }
 
   stopReplay() {
@@ -143,18 +184,18 @@ export class Slideshow {
     this.setPlaying(false);
   }
 
+  /** A new speed while playing: a new replay from the next slide at that speed replaces the running one (the
+   * server stops it), and the button stays on Pause throughout. */
   speedChanged() {
-    if (!this.playing) return;
-    this.stopReplay();
-    this.restart = true;
+    if (this.playing) this.play();
   }
 
+  /** Every realtime replay the server starts ends with one `replay_end`, a replaced or stopped one too: only the
+   * last one's end stops the Play button (an older replay's end must not stop the one the user just started). */
   replayEnded() {
+    this.running = Math.max(0, this.running - 1);
+    if (this.running > 0) return;
     this.setPlaying(false);
-    if (this.restart) {
-      this.restart = false;
-      this.play();
-    }
   }
 
   setPlaying(playing) {
@@ -167,6 +208,7 @@ export class Slideshow {
   refreshControls() {
     const none = this.entries.size === 0;
     for (const button of this.root.querySelectorAll("[data-action]")) button.disabled = none;
+    this.legend.hidden = none;
     if (this.current === null || none) {
       this.figure.hidden = true;
       this.placeholder.hidden = false;
@@ -213,8 +255,6 @@ function thumbnail(frame, url) {
   button.dataset.kind = frame.kind;
   const number = frame.number ?? "";
   button.dataset.number = number;
-  const what = frame.kind === "photo" ? "Photo" : "Frame";
-  button.setAttribute("aria-label", `${what} ${frame.seq}: ${number || "no digits"}`);
   const label = document.createElement("span");
   label.className = "thumb-number";
   label.textContent = number || "–";
