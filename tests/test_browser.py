@@ -554,6 +554,19 @@ def test_a_huge_png_is_shrunk_in_the_browser_and_read(browser: Browser, server: 
         page.context.close()
 
 
+def test_a_tiny_picture_is_shown_enlarged(browser: Browser, server: Server, tmp_path: Path) -> None:
+    tiny = tmp_path / "tiny.png"
+    Image.open(PHOTO_SAMPLE).convert("L").resize((88, 66)).save(tiny)
+    page = open_page(browser, server.url)
+    try:
+        page.get_by_role("tab", name="Photo").click()
+        photo_answered(page, tiny)
+        width = page.locator("[data-role=photo-image]").evaluate("i => i.getBoundingClientRect().width")
+        assert width >= 88 * 2.5, width
+    finally:
+        page.context.close()
+
+
 def test_the_reading_is_in_view_after_a_photo_on_a_small_phone(browser: Browser, server: Server,
                                                                tmp_path: Path) -> None:
     page = open_page(browser, server.url, viewport={"width": 360, "height": 740}, is_mobile=True, has_touch=True,

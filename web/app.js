@@ -255,8 +255,17 @@ function photoFailed(message) {
   clearReading("Try another picture.");
 }
 
+// A tiny picture (a crop, a screenshot of one digit) is shown enlarged to this long side, up to 4x.
+const SMALL_PICTURE_PX = 240;
+
 function showPhoto(blob) {
   if (ui.photoImage.src) URL.revokeObjectURL(ui.photoImage.src);
+  ui.photoImage.style.width = "";
+  ui.photoImage.onload = () => {
+    const { naturalWidth: w, naturalHeight: h } = ui.photoImage;
+    const grow = Math.min(4, SMALL_PICTURE_PX / Math.max(w, h));
+    if (grow > 1) ui.photoImage.style.width = `${Math.round(w * grow)}px`;
+  };
   ui.photoImage.src = URL.createObjectURL(blob);
   clearBoxes(ui.photoOverlay);
   ui.photoFrame.hidden = false;
