@@ -366,6 +366,8 @@ def test_layout_fits_and_controls_are_reachable(browser: Browser, server: Server
         expect(page.get_by_test_id("photo-overlay")).to_have_attribute("data-boxes", "3")
         page.wait_for_timeout(500)  # the reading scrolled into view
         screenshot(page, f"browser-{name}-read", full_page=False)
+        if not options.get("is_mobile"):  # beside the reading, the slideshow's controls are in view too
+            expect(page.get_by_role("button", name="Play slideshow")).to_be_in_viewport()
         page.get_by_role("button", name="Next slide").click()
         expect(page.get_by_test_id("slide")).to_be_visible()
         screenshot(page, f"browser-{name}", full_page=not options.get("is_mobile"))
