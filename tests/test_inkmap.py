@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from conftest import ROOT, SAMPLES
 
 from server.engine.decode import decode
-from server.engine.inkmap import load_inkmap
+from server.engine.inkmap import SCALE, load_inkmap
 from server.engine.preprocess import learned_ink
+from server.engine.rows import map_rows
 
 MODEL = ROOT / "model" / "inkmap.tflite"
 
@@ -46,3 +48,30 @@ def test_a_samples_ink_is_marked_where_the_rules_find_its_digits(name: str, ink_
 def test_blank_paper_is_not_marked(ink_map) -> None:
     gray = decode((SAMPLES / "blank__page.jpg").read_bytes()).gray
     assert learned_ink(gray, ink_map).sum() < 50
+
+
+def _written(digit_height: float, size: tuple[int, int] = (750, 1000)) -> np.ndarray:
+    """A 1000x750 photo of paper with '47' in bold template strokes `digit_height` px tall, as the engine decodes it."""
+    from training.scenes import encode_jpeg, ink_scene
+    from training.strokes import draw as stroke
+
+    rng = np.random.default_rng(3)
+    digits = [(stroke(rng, d) * 255).astype(np.uint8) for d in (4, 7)]
+    scene = ink_scene(rng, digits, *size, digit_height=digit_height)
+    return decode(encode_jpeg(scene.image, 90)).gray
+
+
+def test_a_big_picture_is_mapped_on_its_overview_and_small_digits_at_working_size(ink_map) -> None:
+    """Digits half the photo tall are found on the overview (one map pixel is many of the picture's); digits 30 px
+    tall in the same photo are too small there, and are found at the working size."""
+    big = map_rows(_written(400), ink_map)
+    assert big.pixel > SCALE and len(big.rows) == 1
+    small = map_rows(_written(30), ink_map)
+    assert small.pixel == SCALE
+    assert 30 / SCALE * 0.3 < max(row.box[3] for row in small.rows) < 30 / SCALE * 1.2
+
+
+def test_a_webcam_frame_is_its_own_overview(ink_map) -> None:
+    gray = decode((SAMPLES / "407__multi.jpg").read_bytes()).gray
+    frame = cv2.resize(gray, (320, 240), interpolation=cv2.INTER_AREA)
+    assert map_rows(frame, ink_map).pixel == SCALE

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from server.engine.decode import decode
-from server.engine.inkmap import SCALE, InkMap, load_inkmap
+from server.engine.inkmap import InkMap, load_inkmap
 from server.engine.lines import HEIGHT, WIDTHS
 from server.engine.preprocess import preprocess
-from server.engine.rows import find_rows
+from server.engine.rows import map_rows
 from training.categories import AXES, Pool, draw
 from training.scenes import blank_scene, encode_jpeg
 
@@ -33,6 +33,9 @@ BLANK_SHARE = 0.08
 FRAMES = {(240, 320): 0.5, (480, 640): 0.4, (640, 480): 0.1}
 MIX_SHARE = 0.3  # scenes with no axis fixed; the rest fix one of AXES' values, every value alike
 CHUNK = 250
+# The ink map's rows as rows.map_rows finds them: 2 since it maps an overview first. Cached rows of another recipe
+# are not used again.
+ROWS_RECIPE = 2
 
 Example = tuple[np.ndarray, str]
 
@@ -71,7 +74,8 @@ def scene_lines(pools: list[Pool], rng: np.random.Generator, ink_map: InkMap | N
     if ink_map is None:
         lines, scale = preprocess(decoded.gray, decoded.brightest).lines, decoded.gray.shape[1] / image.shape[1]
     else:  # rows are found in map pixels
-        lines, scale = find_rows(ink_map(decoded.gray)), decoded.gray.shape[1] / image.shape[1] / SCALE
+        mapped = map_rows(decoded.gray, ink_map)
+        lines, scale = mapped.rows, decoded.gray.shape[1] / image.shape[1] / mapped.pixel
     centres = [((x + w / 2) * scale, (y + h / 2) * scale, label)
                for (x, y, w, h), label in zip(boxes, labels, strict=True) if w > 0]
     examples = []

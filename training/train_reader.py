@@ -52,7 +52,8 @@ def main(argv: list[str] | None = None) -> dict:
     keras.utils.set_random_seed(args.seed)
 
     started = time.time()
-    kind = f"-{Path(args.inkmap).stem}" if args.inkmap else ""  # the map's rows are kept apart from the rules'
+    # The map's rows are kept apart from the rules' lines, and made again when the way rows are found changes.
+    kind = f"-{Path(args.inkmap).stem}-rows{line_data.ROWS_RECIPE}" if args.inkmap else ""
     train = lines(args.lines / f"train-{args.scenes}-{args.seed}{kind}.npz", training_digits(args.data), args.scenes,
                   args.seed, args.inkmap)
     validation = lines(args.lines / f"validation-{args.validation}{kind}.npz", validation_digits(args.data),

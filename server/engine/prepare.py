@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .decode import decode
-from .inkmap import SCALE, InkMap
+from .inkmap import InkMap
 from .preprocess import preprocess, shapes
-from .rows import find_rows
+from .rows import map_rows
 
 
 @dataclass
@@ -71,12 +71,12 @@ def prepare_rows(data: bytes, ink_map: InkMap, max_pixels: int = 40_000_000) -> 
     start = time.perf_counter()
     decoded = decode(data, max_pixels)
     decoded_at = time.perf_counter()
-    chances = ink_map(decoded.gray)
-    rows = find_rows(chances)
+    mapped = map_rows(decoded.gray, ink_map)
     done = time.perf_counter()
-    reason = None if rows else "no ink found" if chances.max(initial=0) < 0.5 else "no digit-like shapes"
-    sx = SCALE * decoded.width / decoded.gray.shape[1]  # map pixels -> the user's pixels
-    sy = SCALE * decoded.height / decoded.gray.shape[0]
+    rows = mapped.rows
+    reason = None if rows else "no ink found" if mapped.chances.max(initial=0) < 0.5 else "no digit-like shapes"
+    sx = mapped.pixel * decoded.width / decoded.gray.shape[1]  # map pixels -> the user's pixels
+    sy = mapped.pixel * decoded.height / decoded.gray.shape[0]
     lines = [PreparedLine(row.image, [], _scale_box(row.box, sx, sy), (row.origin[0] * sx, row.origin[1] * sy),
                           (sx / row.scale, sy / row.scale)) for row in rows]
     timings = {"decode_ms": (decoded_at - start) * 1000, "preprocess_ms": (done - decoded_at) * 1000}

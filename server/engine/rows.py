@@ -7,14 +7,20 @@ tall. Every length is measured in the row's own height, so a row of 8 px digits 
 alike; a shape cut by the frame's edge is a shape like any other. What is read is the map itself, shrunk or grown
 to the reader's height: the reader learns on the very maps it reads, whatever the paper and light were.
 
-Pure NumPy/OpenCV, no state.
+The map is drawn first on the picture shrunk to an overview (`map_rows`): its view of a few dozen pixels then spans
+a bold digit that fills a photo, whose long straight strokes it would otherwise take for a page's edges or ruled
+lines. Where the overview holds no row tall enough to read, the picture is mapped again at its working size, for
+small digits. No state besides the map's own.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
+from .inkmap import SCALE, InkMap
 from .lines import HEIGHT, INK_ROWS, MARGIN, WIDTHS, Line
 
 SAME_ROW = 0.5  # a shape joins a row when their heights overlap by this share of the smaller one
@@ -22,7 +28,34 @@ NEAR = 0.25  # ... or when it lies this near the row's box (of the taller's heig
 MAX_GAP = 1.0  # a row is cut where its shapes stand further apart than this many times its height
 MIN_HEIGHT = 4  # map pixels (8 px of the picture): a shorter row is a speck, not a digit anyone could read
 MIN_AREA = 3  # map pixels: a smaller shape is not looked at
-MAX_ROWS = 8
+MAX_ROWS = 12  # a ten-digit number written with wide gaps is ten rows
+# The overview's long side (px), and the height in map pixels (12: 24 px of the overview) that some row there must
+# reach, else the picture is mapped again at its working size. Chosen on the held-out validation scenes and
+# photos-extra (docs/experiments.md).
+OVERVIEW = 320
+DETAIL = 12
+
+
+@dataclass
+class MappedRows:
+    rows: list[Line]  # boxes and origins in map pixels
+    chances: np.ndarray  # the map they were found on
+    pixel: float  # the working image's pixels per map pixel
+
+
+def map_rows(gray: np.ndarray, ink_map: InkMap) -> MappedRows:
+    """The picture's rows of digits on its ink map: first on the overview, and at the working size where the
+    overview finds no row tall enough (small digits in a big picture)."""
+    shrink = OVERVIEW / max(gray.shape)
+    if shrink < 1:
+        small = cv2.resize(gray, (max(1, round(gray.shape[1] * shrink)), max(1, round(gray.shape[0] * shrink))),
+                           interpolation=cv2.INTER_AREA)
+        chances = ink_map(small)
+        rows = find_rows(chances)
+        if any(row.box[3] >= DETAIL for row in rows):
+            return MappedRows(rows, chances, SCALE * gray.shape[1] / small.shape[1])
+    chances = ink_map(gray)
+    return MappedRows(find_rows(chances), chances, float(SCALE))
 
 
 def find_rows(chances: np.ndarray) -> list[Line]:
