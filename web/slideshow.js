@@ -91,12 +91,13 @@ export class Slideshow {
   /** One numbering everywhere: a slide's place in the strip, from 1, in its thumbnail and in the caption. */
   renumber() {
     const count = this.entries.size;
+    const focus = this.focusSeq();
     let place = 0;
     for (const entry of this.entries.values()) {
       place += 1;
       const what = entry.kind === "photo" ? "photo" : "camera frame";
       entry.thumb.setAttribute("aria-label", `${place} of ${count}, ${what}: ${entry.number || "no digit"}`);
-      entry.thumb.tabIndex = entry.seq === this.focusSeq() ? 0 : -1;
+      entry.thumb.tabIndex = entry.seq === focus ? 0 : -1;
     }
   }
 
