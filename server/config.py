@@ -47,8 +47,9 @@ class Config:
     batch_wait_ms: float = _opt(4.0, "longest wait for a batch to fill")
     threads: int = _opt(os.cpu_count() or 1, "threads for decoding and preprocessing")
     # History and replay
-    history_frames: int = _opt(120, "frames kept per connection")
-    history_bytes: int = _opt(16 * 2**20, "image bytes kept per connection")
+    history_frames: int = _opt(120, "live frames kept per connection")
+    history_photos: int = _opt(30, "photos kept per connection (live frames never push them out)")
+    history_bytes: int = _opt(16 * 2**20, "image bytes kept per connection (live frames give way first)")
     resume_grace_s: float = _opt(60.0, "how long a dropped session waits for its client")
     redis_url: str = _opt("", "Redis for sessions and history shared by every worker (redis://HOST:PORT/DB); "
                               "empty: in this worker's memory")

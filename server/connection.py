@@ -68,7 +68,8 @@ class Connection:
         """Serve the socket on `session` until it closes (either side); Quart cancels us when the client goes."""
         self.session = session
         limits = {name: getattr(self.config, name)
-                  for name in ("max_message_bytes", "max_pixels", "max_fps", "history_frames", "history_bytes")}
+                  for name in ("max_message_bytes", "max_pixels", "max_fps", "history_frames", "history_photos",
+                               "history_bytes")}
         held = len((await session.snapshot()).entries)
         self.send(protocol.hello(session.token, resumed, held, limits))
         self._report_store()

@@ -31,7 +31,7 @@ def test_hello_announces_protocol_and_limits(server: Server) -> None:
     assert hello["protocol"] == 1 and hello["resumed"] is False and hello["history"] == 0
     assert len(hello["session"]) >= 16
     assert hello["limits"] == {"max_message_bytes": 8 * 2**20, "max_pixels": 40_000_000, "max_fps": 30.0,
-                               "history_frames": 120, "history_bytes": 16 * 2**20}
+                               "history_frames": 120, "history_photos": 30, "history_bytes": 16 * 2**20}
 
 
 def test_compression_is_declined(server: Server) -> None:

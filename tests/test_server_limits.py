@@ -32,6 +32,7 @@ LIMITS = {
     "max_fps": 5,
     "max_connections": 3,
     "history_frames": 3,
+    "history_photos": 2,
     "history_bytes": 20_000,
     "max_queued_photos": 3,
     "max_queued_bytes": 30_000,
@@ -66,7 +67,8 @@ def test_hello_reports_the_limits(limited: Server) -> None:
             return client.hello["limits"]
 
     assert asyncio.run(main()) == {name: LIMITS[name] for name in
-                                   ("max_message_bytes", "max_pixels", "max_fps", "history_frames", "history_bytes")}
+                                   ("max_message_bytes", "max_pixels", "max_fps", "history_frames",
+                                                  "history_photos", "history_bytes")}
 
 
 @pytest.mark.parametrize("message", [b"\x01\x00\x00\x00\x07" + BIG_FILE,
@@ -149,8 +151,8 @@ def test_photos_beyond_the_queue_are_refused_not_dropped(limited: Server, photo:
 def test_history_is_bounded_by_frames(limited: Server) -> None:
     async def main() -> tuple[list, dict]:
         async with Client.connect(limited.ws_url) as client:
-            for frame in range(5):
-                await client.send_image(SMALL, frame, PHOTO)
+            for frame in range(5):  # live frames, one at a time: within max_fps' burst
+                await client.send_image(SMALL, frame)
                 await client.expect("result")
             await client.send_json({"type": "history"})
             history = await client.expect("history")
@@ -161,6 +163,34 @@ def test_history_is_bounded_by_frames(limited: Server) -> None:
     assert dropped == [0, 1]
     assert [f["seq"] for f in history["frames"]] == [2, 3, 4]
     assert history["dropped"] == 2 and history["bytes"] == 3 * len(SMALL)
+
+
+def test_live_frames_never_push_out_a_photo(limited: Server) -> None:
+    """A photo, then live frames beyond the byte total: the live frames give way to each other, the photo stays;
+    photos beyond their own count push out live frames first, then the oldest photo."""
+    async def main() -> tuple[list, list, list]:
+        async with Client.connect(limited.ws_url) as client:
+            await client.send_image(SMALL, 0, PHOTO)
+            await client.expect("result")
+            for frame in range(1, 5):
+                await client.send_image(SMALL, frame)
+                await client.expect("result")
+            await client.send_json({"type": "history"})
+            after_live = await client.expect("history")
+            for frame in range(5, 7):
+                await client.send_image(SMALL, frame, PHOTO)
+                await client.expect("result")
+            await client.send_json({"type": "history"})
+            after_photos = await client.expect("history")
+            dropped = [seq for _, m in client.received if m["type"] == "history_dropped" for seq in m["seqs"]]
+            return ([(f["seq"], f["kind"]) for f in after_live["frames"]],
+                    [(f["seq"], f["kind"]) for f in after_photos["frames"]], dropped)
+
+    after_live, after_photos, dropped = asyncio.run(main())
+    assert 3 * len(SMALL) <= LIMITS["history_bytes"] < 4 * len(SMALL)  # three images fit
+    assert after_live == [(0, "photo"), (3, "live"), (4, "live")]
+    assert after_photos == [(5, "photo"), (6, "photo")]  # history_photos is 2
+    assert dropped == [1, 2, 3, 4, 0]
 
 
 def test_history_is_bounded_by_bytes_and_replay_of_dropped_is_not_found(limited: Server) -> None:

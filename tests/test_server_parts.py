@@ -8,7 +8,7 @@ import re
 import pytest
 
 from server import protocol
-from server.history import History
+from server.history import Bounds, History
 from server.limits import RateLimiter, origin_allowed, parse_origins
 from server.metrics import Metrics
 from server.protocol import ProtocolError
@@ -41,7 +41,7 @@ def test_control_messages_get_defaults_and_are_validated() -> None:
 
 
 def test_history_drops_oldest_first_by_count_and_by_bytes() -> None:
-    history = History(max_frames=3, max_bytes=100)
+    history = History(Bounds(frames=3, photos=3, bytes=100))
     drops = [history.add(frame, "live", frame / 10, b"x" * 30, RESULT)[1] for frame in range(5)]
     assert drops == [[], [], [], [0], [1]]
     seq, dropped = history.add(5, "photo", 1.0, b"y" * 60, RESULT)
@@ -52,8 +52,22 @@ def test_history_drops_oldest_first_by_count_and_by_bytes() -> None:
     assert history.add(7, "live", 3.0, b"", RESULT)[0] == 7  # seqs are never reused
 
 
+def test_live_frames_never_push_out_a_photo() -> None:
+    """Each kind has its own count; over the byte total, live frames give way first, and a live frame that does not
+    fit beside the photos goes itself. Photos push out live frames, then the oldest photos."""
+    history = History(Bounds(frames=2, photos=2, bytes=100))
+    assert history.add(0, "photo", 0.0, b"p" * 40, RESULT) == (0, [])
+    assert [history.add(n, "live", n, b"x" * 10, RESULT)[1] for n in range(1, 6)] == [[], [], [1], [2], [3]]
+    assert history.add(6, "live", 6.0, b"x" * 70, RESULT) == (6, [4, 5, 6])  # beside the photo it cannot fit
+    assert history.add(7, "photo", 7.0, b"q" * 40, RESULT) == (7, [])
+    assert history.add(8, "live", 8.0, b"x" * 10, RESULT) == (8, [])
+    assert history.add(9, "photo", 9.0, b"r" * 40, RESULT) == (9, [8, 0])  # the live frame, then the oldest photo
+    assert [(e.seq, e.kind) for e in history.snapshot().entries] == [(7, "photo"), (9, "photo")]
+    assert history.bytes == 80 and history.dropped == 8
+
+
 def test_history_listing_and_slides() -> None:
-    history = History(max_frames=10, max_bytes=1000)
+    history = History(Bounds(frames=10, photos=10, bytes=1000))
     history.add(42, "live", 1.23456, b"abc", RESULT)
     assert protocol.history_listing(history.snapshot()) == {"type": "history", "dropped": 0, "bytes": 3,
                                  "frames": [{"seq": 0, "frame": 42, "kind": "live", "t": 1.235, "number": "4",

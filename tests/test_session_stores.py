@@ -14,11 +14,11 @@ from services import RedisServer, missing
 from server.config import Config
 from server.history import History
 from server.metrics import Metrics
-from server.sessions import Session, SessionStore, TakenOver, make_store
+from server.sessions import Session, SessionStore, TakenOver, history_bounds, make_store
 from server.sessions.redis_data import session_key
 from server.sessions.redis_store import RedisStore
 
-FRAMES, BYTES, GRACE_S = 5, 100, 0.3
+FRAMES, PHOTOS, BYTES, GRACE_S = 5, 3, 100, 0.3
 RESULT = {"number": "4", "reason": None, "digits": [], "width": 10, "height": 10}
 WAIT_S = 20.0  # a bound for what must happen "soon" on a busy machine; never asserted as a duration
 
@@ -37,7 +37,8 @@ class Owner:
 
 
 def config(redis_url: str = "", **settings: object) -> Config:
-    return Config(resume_grace_s=GRACE_S, history_frames=FRAMES, history_bytes=BYTES, redis_url=redis_url,
+    return Config(resume_grace_s=GRACE_S, history_frames=FRAMES, history_photos=PHOTOS, history_bytes=BYTES,
+                  redis_url=redis_url,
                   redis_timeout_s=0.3, drain_timeout_s=2, **settings)
 
 
@@ -91,15 +92,32 @@ async def test_bounds_hold_under_concurrent_appends(store: SessionStore) -> None
 @pytest.mark.asyncio
 async def test_evictions_are_reported_as_the_in_memory_history_reports_them(store: SessionStore) -> None:
     session, _ = await store.open(None, Owner())
-    reference = History(FRAMES, BYTES)
+    reference = History(history_bounds(config()))
     sizes = [10, 10, 10, 10, 10, 10, 60, 101, 0, 100, 1]  # by count, by bytes, one over the whole budget, exact fits
-    reports = [await session.add(n, "photo", 0.0, b"x" * size, RESULT) for n, size in enumerate(sizes)]
-    expected = [reference.add(n, "photo", 0.0, b"x" * size, RESULT) for n, size in enumerate(sizes)]
+    reports = [await session.add(n, "live", 0.0, b"x" * size, RESULT) for n, size in enumerate(sizes)]
+    expected = [reference.add(n, "live", 0.0, b"x" * size, RESULT) for n, size in enumerate(sizes)]
 
     assert reports == expected
     assert reports[7] == (7, [2, 3, 4, 5, 6, 7])  # larger than the budget: its seq, and evicted at once
     snapshot = await session.snapshot()
     assert [e.seq for e in snapshot.entries] == [10] and (snapshot.bytes, snapshot.dropped) == (1, 10)
+
+
+@pytest.mark.asyncio
+async def test_live_frames_never_push_out_a_photo_in_either_store(store: SessionStore) -> None:
+    """Photos and live frames each by their own count; over the bytes, live frames give way first: the same
+    reports as the in-memory history's."""
+    session, _ = await store.open(None, Owner())
+    reference = History(history_bounds(config()))
+    added = [("photo", 30), *[("live", 10)] * 7, ("live", 80), ("photo", 30), ("live", 10), ("photo", 30),
+             ("photo", 30), ("photo", 5)]
+    reports = [await session.add(n, kind, 0.0, b"x" * size, RESULT) for n, (kind, size) in enumerate(added)]
+    expected = [reference.add(n, kind, 0.0, b"x" * size, RESULT) for n, (kind, size) in enumerate(added)]
+
+    assert reports == expected
+    assert reports[8] == (8, [3, 4, 5, 6, 7, 8])  # a live frame that cannot fit beside the photo goes itself
+    snapshot = await session.snapshot()
+    assert [(e.seq, e.kind) for e in snapshot.entries] == [(11, "photo"), (12, "photo"), (13, "photo")]
 
 
 async def left_behind(store: SessionStore, token: str) -> bool:

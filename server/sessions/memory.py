@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..history import History, Snapshot
+from ..history import Bounds, History, Snapshot
 from .base import Owner, Session, SessionStore, TakenOver
 
 
@@ -44,10 +44,9 @@ class MemorySession(Session):
 
 
 class MemoryStore(SessionStore):
-    def __init__(self, grace_s: float, history_frames: int, history_bytes: int, max_detached: int = 200) -> None:
+    def __init__(self, grace_s: float, bounds: Bounds, max_detached: int = 200) -> None:
         self.grace_s = grace_s
-        self.history_frames = history_frames
-        self.history_bytes = history_bytes
+        self.bounds = bounds
         # A client that connects, fills its history and leaves, over and over, must not pile up histories
         # for the whole grace period: beyond this many waiting sessions the longest-waiting one goes.
         self.max_detached = max(1, max_detached)
@@ -67,7 +66,7 @@ class MemoryStore(SessionStore):
         kept = self._sessions.get(token or "")
         resumed = kept is not None
         if kept is None:
-            kept = _Kept(secrets.token_urlsafe(18), History(self.history_frames, self.history_bytes))
+            kept = _Kept(secrets.token_urlsafe(18), History(self.bounds))
             self._sessions[kept.token] = kept
         elif kept.expiry is not None:
             kept.expiry.cancel()

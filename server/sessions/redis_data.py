@@ -20,7 +20,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
-from ..history import Entry, Snapshot
+from ..history import Bounds, Entry, Snapshot
 from .base import TakenOver
 
 _LUA = Path(__file__).with_name("lua")
@@ -47,10 +47,9 @@ def worker_channel(worker: str) -> str:
 
 
 class RedisData:
-    def __init__(self, url: str, timeout_s: float, history_frames: int, history_bytes: int) -> None:
+    def __init__(self, url: str, timeout_s: float, bounds: Bounds) -> None:
         self.timeout_s = timeout_s
-        self.history_frames = history_frames
-        self.history_bytes = history_bytes
+        self.bounds = bounds
         pool = BlockingConnectionPool.from_url(url, max_connections=_POOL_SIZE, timeout=timeout_s,
                                                socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
                                                retry=Retry(NoBackoff(), 0))
@@ -91,11 +90,12 @@ class RedisData:
 
     async def append(self, token: str, generation: int, frame: int, kind: str, t: float, data: bytes,
                      result: dict[str, Any], lowest_seq: int, exact: bool = False) -> tuple[int, list[int]]:
-        """Store a frame, trimmed to both bounds at once: its seq (at least `lowest_seq`, or exactly it) and the
+        """Store a frame, trimmed to the bounds at once: its seq (at least `lowest_seq`, or exactly it) and the
         seqs evicted."""
         entry = json.dumps({"frame": frame, "kind": kind, "t": t, "size": len(data), "result": result})
         seq, evicted = await self._script("append", [session_key(token)], generation, entry, data,
-                                          self.history_frames, self.history_bytes, lowest_seq, int(exact))
+                                          self.bounds.frames, self.bounds.photos, self.bounds.bytes, lowest_seq,
+                                          int(exact))
         return int(seq), [int(s) for s in evicted]
 
     async def release(self, token: str, generation: int, grace_ms: int) -> bool:

@@ -15,7 +15,7 @@ import secrets
 import time
 from typing import Any
 
-from ..history import History, Snapshot
+from ..history import Bounds, History, Snapshot
 from ..metrics import Metrics
 from .base import Owner, Session, SessionStore, TakenOver, wall_to_monotonic
 from .handover import HandOvers
@@ -44,7 +44,7 @@ class RedisSession(Session):
 
     def degrade(self, redis_failed: bool = True) -> None:
         if self._local is None:
-            self._local = History(self._data.history_frames, self._data.history_bytes, first_seq=self._next)
+            self._local = History(self._data.bounds, first_seq=self._next)
         if redis_failed:
             self._store.redis_failed()
 
@@ -134,9 +134,9 @@ class RedisSession(Session):
 
 
 class RedisStore(SessionStore):
-    def __init__(self, url: str, timeout_s: float, grace_s: float, history_frames: int, history_bytes: int,
-                 hand_over_s: float, worker: str, metrics: Metrics) -> None:
-        self.data = RedisData(url, timeout_s, history_frames, history_bytes)
+    def __init__(self, url: str, timeout_s: float, grace_s: float, bounds: Bounds, hand_over_s: float, worker: str,
+                 metrics: Metrics) -> None:
+        self.data = RedisData(url, timeout_s, bounds)
         self.me = f"{worker}/{secrets.token_hex(4)}"  # unique even when a restarted worker reuses its name
         self.grace_ms = int(grace_s * 1000)
         self.owned_ttl_ms = self.grace_ms + _LEASE_MS

@@ -30,6 +30,7 @@ import psutil
 
 from server.cluster import stop, wait_for_http, worker_command
 from server.config import load_config
+from server.sessions import history_bounds
 from server.sessions.redis_data import RedisData, session_key
 from tests.bench import failover, images
 from tests.bench.probe import cpu_seconds
@@ -99,7 +100,7 @@ def history_writes(redis_url: str, frame: bytes, count: int) -> dict[str, Any]:
     config = load_config([])
 
     async def main() -> dict[str, Any]:
-        data = RedisData(redis_url, config.redis_timeout_s, config.history_frames, config.history_bytes)
+        data = RedisData(redis_url, config.redis_timeout_s, history_bounds(config))
         token = f"bench-{os.getpid()}-writes"
         await data.adopt(token, 1, "bench", time.time(), 0, 600_000)
         result = {"number": "42", "reason": None, "digits": [], "width": 320, "height": 240}
