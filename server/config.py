@@ -50,6 +50,10 @@ class Config:
     history_frames: int = _opt(120, "live frames kept per connection")
     history_photos: int = _opt(30, "photos kept per connection (live frames never push them out)")
     history_bytes: int = _opt(16 * 2**20, "image bytes kept per connection (live frames give way first)")
+    history_live_every_s: float = _opt(2.0, "a live frame that reads what the last live frame kept read is kept "
+                                            "only this long after it")
+    history_live_gap_s: float = _opt(0.25, "least time between two live frames kept, however the reading changes "
+                                           "(both 0: every live frame is kept)")
     resume_grace_s: float = _opt(60.0, "how long a dropped session waits for its client")
     redis_url: str = _opt("", "Redis for sessions and history shared by every worker (redis://HOST:PORT/DB); "
                               "empty: in this worker's memory")

@@ -28,6 +28,7 @@ from .history import Entry
 from .limits import RateLimiter
 from .metrics import Metrics
 from .protocol import ImageMessage, ProtocolError
+from .sampling import LiveSampler
 from .sessions import Session, TakenOver
 
 log = logging.getLogger("digits.connection")
@@ -52,6 +53,7 @@ class Connection:
         self.batcher = batcher
         self.metrics = metrics
         self.rate = RateLimiter(self.config.max_fps)
+        self.sampler = LiveSampler(self.config.history_live_every_s, self.config.history_live_gap_s)
         self.closing = False  # no new work is taken once the socket is about to close
         self._outbox: asyncio.Queue[str | bytes | _Close] = asyncio.Queue()
         self._outbox_bytes = 0
@@ -254,12 +256,16 @@ class Connection:
             self.send_error("internal", str(EngineFailure()), image.frame)
 
     async def _answer(self, image: ImageMessage, received: float, outcome: Outcome) -> None:
-        """Keep the frame in the history, send its result, then report what the history evicted for it."""
-        writing = time.perf_counter()
-        seq, evicted = await self.session.add(image.frame, image.kind_name, self.session.elapsed(received),
-                                              image.data, outcome.result)
-        self.metrics.history_write.observe(time.perf_counter() - writing)
-        self._report_store()
+        """Keep the frame in the history (a live frame only when the sampler says so), send its result, then report
+        what the history evicted for it."""
+        t = self.session.elapsed(received)
+        seq: int | None = None
+        evicted: list[int] = []
+        if image.kind != protocol.KIND_LIVE or self.sampler.keep(t, outcome.result["number"]):
+            writing = time.perf_counter()
+            seq, evicted = await self.session.add(image.frame, image.kind_name, t, image.data, outcome.result)
+            self.metrics.history_write.observe(time.perf_counter() - writing)
+            self._report_store()
         self.send(protocol.result(image.frame, image.kind_name, seq, outcome.result,
                                   outcome.timings_until_now(received), outcome.batch_size))
         self.metrics.answered.inc(kind=image.kind_name)

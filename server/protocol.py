@@ -116,7 +116,7 @@ def skipped(frames: list[int]) -> dict[str, Any]:
     return {"type": "skipped", "frames": frames, "reason": "a newer frame arrived"}
 
 
-def result(frame: int, kind: str, seq: int, outcome: dict[str, Any], timings: dict[str, float],
+def result(frame: int, kind: str, seq: int | None, outcome: dict[str, Any], timings: dict[str, float],
            batch_size: int) -> dict[str, Any]:
     return {"type": "result", "frame": frame, "kind": kind, "seq": seq, **outcome,
             "timings": timings, "batch_size": batch_size}

@@ -67,6 +67,9 @@ class Server:
         return self.proc.stdout.read().decode(errors="replace")
 
 
+KEEP_EVERY_FRAME = {"history_live_every_s": 0, "history_live_gap_s": 0}
+
+
 @contextlib.contextmanager
 def running_server(**settings: object) -> Iterator[Server]:
     """A server with its own settings (Config field names, e.g. max_fps=5)."""
@@ -79,8 +82,9 @@ def running_server(**settings: object) -> Iterator[Server]:
 
 @pytest.fixture(scope="session")
 def server() -> Iterator[Server]:
-    """One server with default settings, shared by the tests that don't need their own."""
-    with running_server() as s:
+    """One server with default settings, shared by the tests that don't need their own; but every live frame enters
+    its history (the tests count seqs), where by default a camera's repeats are left out (tests/test_server.py)."""
+    with running_server(**KEEP_EVERY_FRAME) as s:
         yield s
 
 

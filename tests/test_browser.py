@@ -228,6 +228,30 @@ def test_slideshow_replays_frames_and_photos_in_order(page: Page) -> None:
     expect(slide).to_have_attribute("data-seq", seen[0]["seq"])
 
 
+def test_photos_outlast_the_camera_and_the_count_shown_is_exact(browser: Browser) -> None:
+    """Two photos, then the camera: its frames give way to each other, never to a photo; only frames worth
+    replaying are kept, not every frame sent; the count the page shows is its thumbnails'. (Here history_frames is
+    3 and a live frame of an unchanged reading is kept every 0.3 s, so that seconds of camera go over the bound.)"""
+    with running_server(history_frames=3, history_live_every_s=0.3) as small_history:
+        page = open_page(browser, small_history.url, permissions=["camera"], viewport={"width": 1280, "height": 800})
+        page.get_by_role("tab", name="Photo").click()
+        for _ in range(2):
+            photo_answered(page, PHOTO_SAMPLE)
+        page.get_by_role("tab", name="Camera").click()
+        page.get_by_role("button", name="Start camera").click()
+        newest = "() => Number(document.querySelector('[data-role=strip]').lastElementChild?.dataset.seq ?? -1)"
+        page.wait_for_function(f"() => ({newest})() >= 6", timeout=TIMEOUT_MS)  # 5 live frames kept, 2 dropped
+        page.get_by_role("button", name="Stop camera").click()
+        strip = page.locator("[data-role=strip] [data-seq]").evaluate_all(
+            "ts => ts.map(t => [Number(t.dataset.seq), t.dataset.kind])")
+        sent_live = len(sent_images(page, kind=1))
+        hint = page.locator("[data-role=slide-hint]").text_content()
+        page.context.close()
+    assert strip[:2] == [[0, "photo"], [1, "photo"]] and [kind for _, kind in strip[2:]] == ["live"] * 3
+    assert f"{len(strip)} images saved" in hint
+    assert sent_live > strip[-1][0] - 1, "every live frame was kept"
+
+
 def swipe(page: Page, target: Locator, dx: int) -> None:
     """A horizontal drag across `target` (pointer events, as a finger's swipe sends them)."""
     box = target.bounding_box()

@@ -124,6 +124,29 @@ def test_the_v3_engine_is_served_when_asked(server: Server) -> None:
     assert [set(d) for d in on_v3[0]["digits"]] == [set(d) for d in on_rules[0]["digits"]]
 
 
+def test_by_default_the_history_keeps_a_live_frame_when_its_reading_changes_and_every_photo() -> None:
+    """A camera's repeats of one reading are answered but not kept (seq null), a new reading is kept once
+    history_live_gap_s has passed, the same reading again after history_live_every_s; photos always."""
+    async def main() -> tuple[list, dict]:
+        sent = [(SMALL, LIVE, 0), (SMALL, LIVE, 0), (IMAGES["4.jpg"], LIVE, 0.3), (SMALL, PHOTO, 0),
+                (IMAGES["4.jpg"], LIVE, 0.1), (IMAGES["4.jpg"], LIVE, 2.1)]
+        with running_server() as defaults:
+            async with Client.connect(defaults.ws_url) as client:
+                answers = []
+                for frame, (data, kind, pause) in enumerate(sent):
+                    await asyncio.sleep(pause)
+                    await client.send_image(data, frame, kind)
+                    answers.append(await client.expect("result"))
+                await client.send_json({"type": "history"})
+                return answers, await client.expect("history")
+
+    answers, history = asyncio.run(main())
+    assert [a["number"] for a in answers] == ["6", "6", "4", "6", "4", "4"]
+    assert [a["seq"] for a in answers] == [0, None, 1, 2, None, 3]
+    assert [(f["seq"], f["frame"], f["kind"]) for f in history["frames"]] == [(0, 0, "live"), (1, 2, "live"),
+                                                                             (2, 3, "photo"), (3, 5, "live")]
+
+
 def test_many_clients_each_get_their_own_results(server: Server) -> None:
     chosen = ["2.jpg", "4.jpg", "5.jpg", "7.jpg", "8.1.jpg", "9.2.jpg"]
 

@@ -33,6 +33,8 @@ LIMITS = {
     "max_connections": 3,
     "history_frames": 3,
     "history_photos": 2,
+    "history_live_every_s": 0,  # every live frame is kept: these tests count them
+    "history_live_gap_s": 0,
     "history_bytes": 20_000,
     "max_queued_photos": 3,
     "max_queued_bytes": 30_000,

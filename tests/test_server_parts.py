@@ -12,6 +12,7 @@ from server.history import Bounds, History
 from server.limits import RateLimiter, origin_allowed, parse_origins
 from server.metrics import Metrics
 from server.protocol import ProtocolError
+from server.sampling import LiveSampler
 
 RESULT = {"number": "4", "reason": None, "digits": [], "width": 10, "height": 10}
 
@@ -64,6 +65,15 @@ def test_live_frames_never_push_out_a_photo() -> None:
     assert history.add(9, "photo", 9.0, b"r" * 40, RESULT) == (9, [8, 0])  # the live frame, then the oldest photo
     assert [(e.seq, e.kind) for e in history.snapshot().entries] == [(7, "photo"), (9, "photo")]
     assert history.bytes == 80 and history.dropped == 8
+
+
+def test_live_frames_are_kept_when_the_reading_changes_or_every_so_often() -> None:
+    sampler = LiveSampler(every_s=2.0, gap_s=0.25)
+    frames = [(0.0, "42"), (0.1, "42"), (0.2, "7"), (0.3, "7"), (0.4, "42"), (0.9, "42"), (1.0, None), (2.8, None),
+              (3.0, "41"), (3.1, "41"), (4.0, "41"), (5.2, "41")]
+    assert [sampler.keep(t, number) for t, number in frames] == [True, False, False, True, False, True, False, True,
+                                                                 False, True, False, True]
+    assert all(LiveSampler(0, 0).keep(t, "1") for t in (0.0, 0.0, 0.01))
 
 
 def test_history_listing_and_slides() -> None:

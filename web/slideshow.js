@@ -47,7 +47,10 @@ export class Slideshow {
     connection.addEventListener("slide", (e) => this.showSlide(e.detail.slide, e.detail.blob));
     connection.addEventListener("replay_end", () => this.replayEnded());
     connection.addEventListener("history", (e) => this.sync(e.detail.frames));
-    connection.addEventListener("history_dropped", (e) => e.detail.seqs.forEach((seq) => this.forget(seq)));
+    connection.addEventListener("history_dropped", (e) => {
+      e.detail.seqs.forEach((seq) => this.forget(seq));
+      this.refreshControls(); // the count shown, too
+    });
     connection.addEventListener("state", (e) => {
       if (e.detail.state === "connected") return;
       this.running = 0; // a replay ends with its socket
@@ -55,8 +58,9 @@ export class Slideshow {
     });
   }
 
-  /** A result arrived for an image this page sent: add it to the strip. */
+  /** A result arrived for an image this page sent: add it to the strip, when the history kept it. */
   add(result, blob) {
+    if (result.seq === null) return; // a live frame reading what the last one kept read
     this.remember({ seq: result.seq, kind: result.kind, number: result.number }, blob);
     this.refreshControls();
   }
