@@ -11,7 +11,8 @@ import pytest
 from conftest import SAMPLES, sample_label
 
 from server.config import load_config
-from server.engine import Engine, ImageError
+from server.engine import MIN_CONFIDENCE, Engine, ImageError, Prepared, assemble
+from server.engine.prepare import PreparedLine
 from training.categories import draw
 from training.scenes import Look, blank_scene, encode_jpeg, ink_scene
 
@@ -59,6 +60,40 @@ def test_both_backends_read_alike(v3: Engine) -> None:
     datas = [path.read_bytes() for path in SAMPLE_PATHS]
     keras = load_v3("keras").recognize(datas)
     assert [r["number"] for r in keras] == [r["number"] for r in v3.recognize(datas)]
+
+
+def test_a_row_the_reader_reads_as_one_digit_is_read_by_the_classifier() -> None:
+    """Where the line reader reads one digit on a row that may be one digit, the classifier's digit stands when it
+    reads one (MIN_CONFIDENCE sure); else, and on rows of none or more digits, the reader's reading stands."""
+    def read_row(reader_digits: tuple[int, ...], crop: tuple[int, float] | None) -> str | None:
+        steps = np.full((16, 11), 0.001, np.float32)
+        steps[:, 10] = 0.99  # blank
+        for k, digit in enumerate(reader_digits):
+            steps[2 + 4 * k] = 0.001
+            steps[2 + 4 * k, digit] = 0.99
+        probs = np.zeros((0 if crop is None else 1, 11), np.float32)
+        if crop is not None:
+            probs[0] = (1 - crop[1]) / 10
+            probs[0, crop[0]] = crop[1]
+        line = PreparedLine(np.zeros((32, 64), np.float32), [], (10, 10, 20, 20), (0.0, 0.0), (1.0, 1.0),
+                            None if crop is None else 0)
+        prepared = Prepared(np.zeros((len(probs), 28, 28, 1), np.float32), [], 100, 100, None, [], [line])
+        return assemble(prepared, probs, [steps])["number"]
+
+    assert read_row((7,), (1, 0.95)) == "1"
+    assert read_row((7,), (1, MIN_CONFIDENCE - 0.05)) == "7"
+    assert read_row((), (4, 0.99)) is None  # the reader saw no digit there
+    assert read_row((7,), (10, 0.99)) == "7"  # the classifier says it is no digit: the reader's reading stands
+    assert read_row((2, 3), (1, 0.99)) == "23"
+    assert read_row((7,), None) == "7"  # too wide a row to be one digit
+
+
+def test_rows_that_may_be_one_digit_get_a_crop(v3: Engine) -> None:
+    one = v3.prepare((SAMPLES / "7.jpg").read_bytes())
+    assert [line.crop for line in one.lines] == [0] and one.crops.shape == (1, 28, 28, 1)
+    assert one.crops.max() > 0.9
+    three = v3.prepare((SAMPLES / "407__multi.jpg").read_bytes())
+    assert [line.crop for line in three.lines] == [None] and len(three.crops) == 0
 
 
 def pools() -> list:

@@ -46,6 +46,14 @@ def test_a_wide_gap_starts_another_row_and_specks_are_dropped() -> None:
     assert len(find_rows(speck)) == 1
 
 
+def test_a_pen_line_and_a_markers_stroke_reach_the_reader_alike() -> None:
+    """A 1 px line in a tall row (a tenth of an input pixel, shrunk plainly) and a marker's 15 px stroke both come
+    out 3-4 input pixels wide: the reader sees one stroke width whatever the pen and the digit's size."""
+    for width in (1, 15):
+        (row,) = find_rows(chances(((80, 20), (80, 220)), size=(240, 160), width=width))
+        assert 3 <= (row.image[HEIGHT // 2] > 0.5).sum() <= 4
+
+
 def test_a_digit_cut_by_the_frame_is_a_row() -> None:
     (row,) = find_rows(chances(((0, 0), (30, 119)), ((30, 0), (0, 119)), width=9))
     assert row.box[1] == 0 and row.box[3] == 120

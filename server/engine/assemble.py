@@ -59,7 +59,8 @@ def assemble(prepared: Prepared, probs: np.ndarray, line_probs: list[np.ndarray]
     doubted: list[dict] = []  # rows of the ink map the reader was not sure enough of
     for line, steps in zip(prepared.lines, line_probs or [], strict=False):
         by_line = line_digits(line, steps)
-        if not line.candidates:  # a row of the ink map (v3): the reader alone reads it
+        if not line.candidates:  # a row of the ink map (v3)
+            by_line = _read_row(line, by_line, probs)
             sure = bool(by_line) and min(d["confidence"] for d in by_line) >= MIN_CONFIDENCE
             (digits if sure else doubted).append(by_line)
             continue
@@ -90,6 +91,20 @@ def line_digits(line: PreparedLine, steps: np.ndarray) -> list[dict]:
         digits.append({"value": r.value, "confidence": round(r.confidence, 4),
                        "top3": [[d, round(p, 4)] for d, p in r.top3], "box": list(box)})
     return digits
+
+
+def _read_row(line: PreparedLine, by_line: list[dict], probs: np.ndarray) -> list[dict]:
+    """A row of the ink map (v3) read: where it may be one digit and the line reader reads one digit there, the
+    classifier's reading of its crop, when that is a digit (it learned single digits from far more writers than the
+    reader's scenes hold: docs/experiments.md); else the line reader's digits. Where the reader reads nothing, nothing
+    stands: the classifier alone reads a page's edge or a shadow's rim as a "1"."""
+    if line.crop is None or len(by_line) != 1:
+        return by_line
+    p = probs[line.crop]
+    value = int(read(p[None])[0])
+    if value == NOT_A_DIGIT:
+        return by_line
+    return [_crop_digit(line.box, value, p)]
 
 
 def _take_line(by_rules: list[dict], by_line: list[dict]) -> bool:

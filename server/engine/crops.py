@@ -16,7 +16,8 @@ FIT_SIDE = 80  # digits are brought to this size before their strokes are adjust
 
 def normalize(mask: np.ndarray) -> np.ndarray:
     """One digit's ink mask -> 28x28 float32, MNIST style: 20x20 box, stroke ~2.5 px, centre of mass centred."""
-    mask = _fit_stroke(_shrink_mask(mask))
+    mask = _shrink_mask(mask)
+    mask = _fit_stroke(mask, MNIST_STROKE * max(mask.shape) / MNIST_BOX)
     h, w = mask.shape
     scale = MNIST_BOX / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
@@ -30,6 +31,15 @@ def normalize(mask: np.ndarray) -> np.ndarray:
     return _centre_mass(canvas)
 
 
+def line_crop(image: np.ndarray) -> np.ndarray:
+    """A line reader's input that may hold one digit (float, ink 1) -> the classifier's 28x28 crop of its ink."""
+    ink = image >= 0.5
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if not len(rows):
+        return np.zeros((28, 28), np.float32)
+    return normalize(ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].astype(np.uint8))
+
+
 def _shrink_mask(mask: np.ndarray) -> np.ndarray:
     """Bring a big digit down to FIT_SIDE pixels, keeping strokes that thin out to a fraction of a pixel."""
     h, w = mask.shape
@@ -41,12 +51,10 @@ def _shrink_mask(mask: np.ndarray) -> np.ndarray:
     return (coverage >= 0.2).astype(np.uint8)
 
 
-def _fit_stroke(mask: np.ndarray) -> np.ndarray:
-    """Thicken thin strokes to about MNIST's width (a pen line in a big digit would vanish at 20 px)."""
-    area = int(mask.sum())
-    edge = area - int(cv2.erode(mask, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0).sum())
-    stroke = 2.0 * area / max(edge, 1)
-    target = MNIST_STROKE * max(mask.shape) / MNIST_BOX
+def _fit_stroke(mask: np.ndarray, target: float) -> np.ndarray:
+    """A 0/1 mask whose strokes are about `target` pixels wide: thin strokes thickened (a pen line in a big digit
+    would vanish at 20 px), strokes over THICK_STROKE times it thinned (a fat marker fills a 3's loops)."""
+    stroke = stroke_width(mask)
     grow = round((target - stroke) / 2)
     if grow >= 1:
         mask = cv2.copyMakeBorder(mask, grow, grow, grow, grow, cv2.BORDER_CONSTANT, value=0)
@@ -59,6 +67,13 @@ def _fit_stroke(mask: np.ndarray) -> np.ndarray:
         if thinner.any():
             return thinner
     return mask
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """The mean width of a 0/1 mask's strokes, in pixels: twice its area over its edge's (a 1 px line counts 2)."""
+    area = int(mask.sum())
+    edge = area - int(cv2.erode(mask, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0).sum())
+    return 2.0 * area / max(edge, 1)
 
 
 def _centre_mass(image: np.ndarray) -> np.ndarray:

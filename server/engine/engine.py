@@ -9,8 +9,8 @@
 Two kinds, side by side until v3 has shown it reads better everywhere:
 - `rules`: the hand-written ink and segmentation rules find candidates, the classifier reads each one, the line
   reader reads each row of them where it is surer (preprocess.py, assemble.py);
-- `v3`: the learned ink map finds the ink, rows are grouped by plain geometry, the line reader reads each row whole
-  (inkmap.py, rows.py).
+- `v3`: the learned ink map finds the ink, rows are grouped by plain geometry, the line reader reads each row whole,
+  and where it reads one digit, the classifier reads it again (inkmap.py, rows.py, assemble.py).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class Settings(Protocol):
 @dataclass(frozen=True)
 class Engine:
     kind: str
-    classifier: Classifier | None  # the rules' reader of candidates; v3 reads rows only
+    classifier: Classifier | None  # reads the rules' candidates, and v3's rows of one digit
     reader: LineReader | None  # None: the rules' candidates are read alone
     ink_map: InkMap | None  # v3's, or in the rules' place of their ink thresholds (a swap test)
     max_pixels: int = 40_000_000
@@ -64,7 +64,7 @@ class Engine:
             raise ValueError(f"unknown engine {kind!r}: choose one of {', '.join(KINDS)}")
         if kind == "v3" and not (reader_path and inkmap_path):
             raise ValueError("the v3 engine needs the ink map and the line reader")
-        classifier = load_classifier(model_path, backend) if kind == "rules" else None
+        classifier = load_classifier(model_path, backend) if model_path else None
         reader = load_reader(reader_path, backend) if reader_path else None
         ink_map = load_inkmap(inkmap_path, backend) if inkmap_path else None
         return cls(kind, classifier, reader, ink_map, max_pixels)

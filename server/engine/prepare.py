@@ -1,5 +1,5 @@
 """Image bytes -> a Prepared image: decoded, its digit candidates found and cut into MNIST-style crops (the rules),
-or its rows of digits found on the learned ink map (v3).
+or its rows of digits found on the learned ink map, a crop of each row that may be one digit (v3).
 
 Pure NumPy/OpenCV and thread-safe: the server prepares images in a thread pool while the networks run.
 """
@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .crops import line_crop
 from .decode import decode
 from .inkmap import InkMap
 from .preprocess import preprocess, shapes
-from .rows import map_rows
+from .rows import ONE_DIGIT, map_rows
 
 
 @dataclass
@@ -26,6 +27,7 @@ class PreparedLine:
     box: tuple[int, int, int, int]  # (x, y, w, h) of its candidates together, in the oriented full-resolution image
     origin: tuple[float, float]  # the input's (0, 0) in the oriented full-resolution image
     pixel: tuple[float, float]  # the size of one input pixel there (width, height)
+    crop: int | None = None  # v3: the row's crop in Prepared.crops, where the row may be one digit
 
 
 @dataclass
@@ -66,22 +68,26 @@ def prepare(data: bytes, max_pixels: int = 40_000_000, ink_map: InkMap | None = 
 
 
 def prepare_rows(data: bytes, ink_map: InkMap, max_pixels: int = 40_000_000) -> Prepared:
-    """Decode one image and find its rows of digits on the learned ink map (engine v3): no candidates, no crops,
-    only lines for the line reader; raises ImageError for unreadable or oversized input."""
+    """Decode one image and find its rows of digits on the learned ink map (engine v3): each row is a line for the
+    line reader and, where it may be one digit, a crop for the classifier too; raises ImageError for unreadable or
+    oversized input."""
     start = time.perf_counter()
     decoded = decode(data, max_pixels)
     decoded_at = time.perf_counter()
     mapped = map_rows(decoded.gray, ink_map)
-    done = time.perf_counter()
     rows = mapped.rows
+    singles = [i for i, row in enumerate(rows) if row.box[2] <= ONE_DIGIT * row.box[3]]
+    crops = np.array([line_crop(rows[i].image) for i in singles], np.float32).reshape(-1, 28, 28, 1)
+    done = time.perf_counter()
     reason = None if rows else "no ink found" if mapped.chances.max(initial=0) < 0.5 else "no digit-like shapes"
     sx = mapped.pixel * decoded.width / decoded.gray.shape[1]  # map pixels -> the user's pixels
     sy = mapped.pixel * decoded.height / decoded.gray.shape[0]
+    crop_of = {row: crop for crop, row in enumerate(singles)}
     lines = [PreparedLine(row.image, [], _scale_box(row.box, sx, sy), (row.origin[0] * sx, row.origin[1] * sy),
-                          (sx / row.scale, sy / row.scale)) for row in rows]
+                          (sx / row.scale, sy / row.scale), crop_of.get(i))
+             for i, row in enumerate(rows)]
     timings = {"decode_ms": (decoded_at - start) * 1000, "preprocess_ms": (done - decoded_at) * 1000}
-    return Prepared(np.zeros((0, 28, 28, 1), np.float32), [], decoded.width, decoded.height, reason, [], lines,
-                    timings)
+    return Prepared(crops, [], decoded.width, decoded.height, reason, [], lines, timings)
 
 
 def _scale_box(box: tuple[int, int, int, int], sx: float, sy: float) -> tuple[int, int, int, int]:

@@ -5,7 +5,8 @@ their heights overlap by half the smaller one, or when it lies right by the row 
 a 5's flag that the pen left apart), and a row is cut where the gap between its shapes is wider than the row is
 tall. Every length is measured in the row's own height, so a row of 8 px digits and one filling the frame are found
 alike; a shape cut by the frame's edge is a shape like any other. What is read is the map itself, shrunk or grown
-to the reader's height: the reader learns on the very maps it reads, whatever the paper and light were.
+to the reader's height, thin strokes thickened: the reader learns on the very maps it reads, whatever the paper,
+light and pen were.
 
 The map is drawn first on the picture shrunk to an overview (`map_rows`): its view of a few dozen pixels then spans
 a bold digit that fills a photo, whose long straight strokes it would otherwise take for a page's edges or ruled
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .crops import stroke_width
 from .inkmap import SCALE, InkMap
 from .lines import HEIGHT, INK_ROWS, MARGIN, WIDTHS, Line
 
@@ -29,6 +31,9 @@ MAX_GAP = 1.0  # a row is cut where its shapes stand further apart than this man
 MIN_HEIGHT = 4  # map pixels (8 px of the picture): a shorter row is a speck, not a digit anyone could read
 MIN_AREA = 3  # map pixels: a smaller shape is not looked at
 MAX_ROWS = 12  # a ten-digit number written with wide gaps is ten rows
+# A row no wider than this many times its height may be one digit: the classifier reads it too (assemble.py).
+ONE_DIGIT = 1.3
+STROKE = 3.0  # the reader's thinnest strokes, in input pixels: MNIST's 2.5 in 20, at INK_ROWS
 # The overview's long side (px), and the height in map pixels (12: 24 px of the overview) that some row there must
 # reach, else the picture is mapped again at its working size. Chosen on the held-out validation scenes and
 # photos-extra (docs/experiments.md).
@@ -94,21 +99,27 @@ def _cut(stats: np.ndarray, row: list[int]) -> list[list[int]]:
 
 def _line(chances: np.ndarray, labels: np.ndarray, box: tuple[int, int, int, int], members: list[int]) -> Line:
     """The row's shapes (and only them) cut from the map and scaled to the reader's input: the row's height to
-    INK_ROWS, or its width to the widest input."""
+    INK_ROWS, or its width to the widest input. Strokes that would come out thinner than STROKE input pixels are
+    thickened first: a pen line in a digit filling a photo would all but vanish when shrunk."""
     x, y, w, h = box
-    region = np.where(np.isin(labels[y : y + h, x : x + w], members), chances[y : y + h, x : x + w], 0)
+    inside = np.isin(labels[y : y + h, x : x + w], members)
+    region = np.where(inside, chances[y : y + h, x : x + w], 0).astype(np.float32)
     scale = INK_ROWS / h
     if w * scale + 2 * MARGIN > WIDTHS[-1]:
         scale = (WIDTHS[-1] - 2 * MARGIN) / w
-    width = next(side for side in WIDTHS if w * scale + 2 * MARGIN <= side)
+    grow = round((STROKE / scale - stroke_width(inside.view(np.uint8))) / 2)
+    if grow >= 1:  # on every side, the row's edges too
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+        region = cv2.dilate(np.pad(region, grow), kernel)
+        x, y = x - grow, y - grow
+    h, w = region.shape
+    width = next((side for side in WIDTHS if w * scale + 2 * MARGIN <= side), WIDTHS[-1])
     size = (max(1, min(round(w * scale), width - 2 * MARGIN)), max(1, min(round(h * scale), HEIGHT)))
-    grown = cv2.resize(region.astype(np.float32), size,
-                       interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    grown = cv2.resize(region, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
     image = np.zeros((HEIGHT, width), np.float32)
     top = (HEIGHT - size[1]) // 2
     image[top : top + size[1], MARGIN : MARGIN + size[0]] = grown
-    origin = (x - MARGIN / scale, y - top / scale)
-    return Line(box, members, image, scale, origin)
+    return Line(box, members, image, scale, (x - MARGIN / scale, y - top / scale))
 
 
 def _box(stats: np.ndarray, shapes: list[int]) -> tuple[int, int, int, int]:
