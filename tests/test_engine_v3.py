@@ -140,7 +140,10 @@ def test_a_digit_cut_by_the_frames_edge_is_read(v3: Engine) -> None:
 
 
 def test_blank_scenes_and_clutter_read_no_digit(v3: Engine) -> None:
+    """Blank pages read no digit; clutter alone (scribbles, crossed-out marks, printed words) mostly: v3 read 140 of
+    200 such scenes as no digit (model card), so 3 of these 5 at least."""
     rng = np.random.default_rng(5)
     blanks = [encode_jpeg(blank_scene(rng, 480, 640), 90) for _ in range(10)]
-    blanks += [encode_jpeg(ink_scene(rng, [], 480, 640, look=Look(paper="clutter")).image, 90) for _ in range(5)]
-    assert sum(number(data, v3) is None for data in blanks) >= 14
+    clutter = [encode_jpeg(ink_scene(rng, [], 480, 640, look=Look(paper="clutter")).image, 90) for _ in range(5)]
+    assert [number(data, v3) for data in blanks] == [None] * 10
+    assert sum(number(data, v3) is None for data in clutter) >= 3

@@ -34,11 +34,11 @@ MAX_ROWS = 12  # a ten-digit number written with wide gaps is ten rows
 # A row no wider than this many times its height may be one digit: the classifier reads it too (assemble.py).
 ONE_DIGIT = 1.3
 STROKE = 3.0  # the reader's thinnest strokes, in input pixels: MNIST's 2.5 in 20, at INK_ROWS
-# The overview's long side (px), and the height in map pixels (12: 24 px of the overview) that some row there must
+# The overview's long side (px), and the height in map pixels (16: 32 px of the overview) that some row there must
 # reach, else the picture is mapped again at its working size. Chosen on the held-out validation scenes and
 # photos-extra (docs/experiments.md).
 OVERVIEW = 320
-DETAIL = 12
+DETAIL = 16
 
 
 @dataclass
