@@ -31,7 +31,9 @@ pytestmark = pytest.mark.skipif(bool(missing("redis-server", "haproxy")), reason
 
 IMAGES = [(SAMPLES / name).read_bytes() for name in ("4.jpg", "7.jpg", "407__multi.jpg")]
 NUMBERS = ["4", "7", "407"]
-WORKER_SETTINGS = ["--max-fps", "0", "--resume-grace-s", "60", "--drain-timeout-s", "5"]
+# Every live frame enters the history: these tests follow each answered frame across workers.
+WORKER_SETTINGS = ["--max-fps", "0", "--resume-grace-s", "60", "--drain-timeout-s", "5", "--history-live-every-s", "0",
+                   "--history-live-gap-s", "0"]
 
 
 @pytest.fixture(scope="module")
