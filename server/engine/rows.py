@@ -31,7 +31,8 @@ MAX_GAP = 1.0  # a row is cut where its shapes stand further apart than this man
 MIN_HEIGHT = 4  # map pixels (8 px of the picture): a shorter row is a speck, not a digit anyone could read
 MIN_AREA = 3  # map pixels: a smaller shape is not looked at
 MAX_ROWS = 12  # a ten-digit number written with wide gaps is ten rows
-# A row no wider than this many times its height may be one digit: the classifier reads it too (assemble.py).
+# A row no wider than this many times its height may be one digit: where the reader reads one digit there, the
+# classifier reads the row too (assemble.py).
 ONE_DIGIT = 1.3
 STROKE = 3.0  # the reader's thinnest strokes, in input pixels: MNIST's 2.5 in 20, at INK_ROWS
 # The overview's long side (px), and the height in map pixels (16: 32 px of the overview) that some row there must
