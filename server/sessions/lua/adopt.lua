@@ -4,8 +4,7 @@
 local key = KEYS[1]
 if redis.call('EXISTS', key) == 0 then
   redis.call('HSET', key, 'issued', ARGV[1], 'gen', ARGV[1], 'owner', ARGV[2], 'started', ARGV[3],
-             'first', ARGV[4], 'next', ARGV[4], 'count', 0, 'photos', 0, 'bytes', 0,
-             'dropped', 0)
+             'first', ARGV[4], 'next', ARGV[4], 'count', 0, 'photos', 0, 'bytes', 0, 'dropped', 0)
 elseif redis.call('HGET', key, 'gen') ~= ARGV[1] then
   return 0
 else
