@@ -59,7 +59,7 @@ train: $(VENV)/.installed
 	$(BIN)/python -m training.train_reader --data $(DATA) --out model/reader.keras
 	$(BIN)/python -m training.train_inkmap --data $(DATA) --out model/inkmap.keras
 	$(BIN)/python -m training.train_reader --data $(DATA) --out model/row_reader.keras --inkmap model/inkmap.tflite \
-	  --width 0.45 --scenes 9000 --epochs 14
+	  --width 0.9 --joined 0.5 --scenes 9000 --epochs 14
 
 eval: $(VENV)/.installed
 	$(BIN)/python -m tools.evaluate --data $(DATA)

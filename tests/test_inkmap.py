@@ -31,7 +31,7 @@ def test_the_map_has_one_chance_per_two_by_two_pixels_at_any_size(size: tuple[in
 def test_both_backends_give_the_same_map() -> None:
     gray = decode((SAMPLES / "407__multi.jpg").read_bytes()).gray
     litert, keras = load_inkmap(MODEL, "litert")(gray), load_inkmap(MODEL.with_suffix(".keras"), "keras")(gray)
-    assert np.abs(litert - keras).max() < 1e-3
+    assert np.abs(litert - keras).max() < 1e-2  # the .tflite holds float16 weights
 
 
 @pytest.mark.parametrize("name", ["1.jpg", "4.jpg", "7.jpg", "9.1.png", "407__multi.jpg"])

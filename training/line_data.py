@@ -17,11 +17,12 @@ from concurrent.futures import ProcessPoolExecutor
 from functools import cache
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from server.engine.decode import decode
 from server.engine.inkmap import InkMap, load_inkmap
-from server.engine.lines import HEIGHT, WIDTHS
+from server.engine.lines import HEIGHT, INK_ROWS, MARGIN, WIDTHS
 from server.engine.preprocess import preprocess
 from server.engine.rows import map_rows
 from training.categories import AXES, Pool, draw
@@ -84,6 +85,51 @@ def scene_lines(pools: list[Pool], rng: np.random.Generator, ink_map: InkMap | N
         on_it = sorted((cx, str(label)) for cx, cy, label in centres if x <= cx < x + w and y <= cy < y + h)
         examples.append((line.image, "".join(label for _, label in on_it)))
     return examples
+
+
+def joined(examples: list[Example], n: int, seed: int, max_digits: int) -> list[Example]:
+    """`n` longer rows, each two to four of `examples` side by side: the scenes hold few rows of five digits or
+    more (about 2%), long numbers many. Each row's ink is taken as the engine cut it, the rows set from touching
+    to a digit's width apart (the engine cuts rows only where a gap is wider than the row is tall), and the whole
+    shrunk to the widest input where it is too long, as the engine shrinks a long row."""
+    rng = np.random.default_rng(seed)
+    made = []
+    while len(made) < n:
+        parts = [examples[i] for i in rng.choice(len(examples), rng.integers(2, 5), replace=False)]
+        label = "".join(part_label for _, part_label in parts)
+        inks = [_ink_columns(image) for image, _ in parts]
+        if len(label) > max_digits or any(ink.shape[1] == 0 for ink in inks):
+            continue
+        row = inks[0]
+        for ink in inks[1:]:
+            gap = int(rng.integers(-2, INK_ROWS // 2))
+            if gap >= 0:
+                row = np.concatenate([row, np.zeros((HEIGHT, gap), np.float32), ink], axis=1)
+            else:  # the two touch: their ink overlaps by -gap columns
+                joint = np.maximum(row[:, gap:], ink[:, :-gap])
+                row = np.concatenate([row[:, :gap], joint, ink[:, -gap:]], axis=1)
+        made.append((_input(row), label))
+    return made
+
+
+def _ink_columns(image: np.ndarray) -> np.ndarray:
+    columns = np.flatnonzero(image.max(axis=0) > 0.1)
+    return image[:, columns[0] : columns[-1] + 1] if len(columns) else image[:, :0]
+
+
+def _input(row: np.ndarray) -> np.ndarray:
+    """A row of ink (HEIGHT tall, centred) as the reader's input: in the narrowest width it fits, with MARGIN
+    columns free on both sides, shrunk to fit the widest."""
+    width = next((side for side in WIDTHS if row.shape[1] + 2 * MARGIN <= side), WIDTHS[-1])
+    if row.shape[1] + 2 * MARGIN > width:
+        scale = (width - 2 * MARGIN) / row.shape[1]
+        small = cv2.resize(row, (width - 2 * MARGIN, max(1, round(HEIGHT * scale))), interpolation=cv2.INTER_AREA)
+        row = np.zeros((HEIGHT, small.shape[1]), np.float32)
+        top = (HEIGHT - small.shape[0]) // 2
+        row[top : top + small.shape[0]] = small
+    image = np.zeros((HEIGHT, width), np.float32)
+    image[:, MARGIN : MARGIN + row.shape[1]] = row
+    return image
 
 
 def save(examples: list[Example], path: Path) -> None:

@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from keras import layers  # noqa: E402
 
-from server.engine.backends import to_litert  # noqa: E402
+from server.engine.backends import save_keras, to_litert  # noqa: E402
 from training import augment, negatives, scene_data, strokes  # noqa: E402
 from training.split import MNIST_VALIDATION, SPLIT_SEED, usps_split  # noqa: E402
 
@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> dict:
     # ------------------------------------------------------------ save
     flatbuffer = to_litert(model)  # first: a failed conversion must not leave a new .keras beside an old .tflite
     served = out.with_suffix(".tflite")  # what the server loads: the same model as a LiteRT graph
-    model.save(out)
+    save_keras(model, out)
     served.write_bytes(flatbuffer)
     figures.update(size_kb=round(out.stat().st_size / 1024, 1), tflite_kb=round(len(flatbuffer) / 1024, 1),
                    params=int(model.count_params()))

