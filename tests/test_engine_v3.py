@@ -117,11 +117,12 @@ def scenes(axis: str, value: str, count: int = 10) -> list[tuple[bytes, str]]:
 @pytest.mark.parametrize(("axis", "value", "least"), [
     ("layout", "broken", 7), ("layout", "detached", 7), ("size", "fills", 7), ("stroke", "marker", 7),
     ("size", "small", 7), ("layout", "touching", 5),  # 5 of 10 as committed: the rows are right, the reader is not
+    ("size", "tiny", 4),  # 4 of 10 as committed: digits 10 px tall are below what the map marks at the working size
     pytest.param("stroke", "hairline", 7, marks=pytest.mark.xfail(strict=True, reason="the map at half size loses "
                                                                   "1 px strokes (model card)")),
 ])
 def test_generated_digits_the_rules_find_hard(axis: str, value: str, least: int, v3: Engine) -> None:
-    """Broken and detached digits, digits filling the frame (some cut by it), marker strokes, small and touching
+    """Broken and detached digits, digits filling the frame (some cut by it), marker strokes, small, tiny and touching
     digits, hairline strokes: 10 scenes of template digits each, at least `least` read exactly."""
     made = scenes(axis, value)
     right = sum(number(jpeg, v3) == label for jpeg, label in made)
@@ -140,10 +141,10 @@ def test_a_digit_cut_by_the_frames_edge_is_read(v3: Engine) -> None:
 
 
 def test_blank_scenes_and_clutter_read_no_digit(v3: Engine) -> None:
-    """Blank pages read no digit; clutter alone (scribbles, crossed-out marks, printed words) mostly: v3 read 140 of
-    200 such scenes as no digit (model card), so 3 of these 5 at least."""
+    """Blank pages read no digit; clutter alone (scribbles, crossed-out marks, printed words) more often than not:
+    v3 read 117 of 200 such scenes as no digit (model card), so half of these 10 at least."""
     rng = np.random.default_rng(5)
     blanks = [encode_jpeg(blank_scene(rng, 480, 640), 90) for _ in range(10)]
-    clutter = [encode_jpeg(ink_scene(rng, [], 480, 640, look=Look(paper="clutter")).image, 90) for _ in range(5)]
+    clutter = [encode_jpeg(ink_scene(rng, [], 480, 640, look=Look(paper="clutter")).image, 90) for _ in range(10)]
     assert [number(data, v3) for data in blanks] == [None] * 10
-    assert sum(number(data, v3) is None for data in clutter) >= 3
+    assert sum(number(data, v3) is None for data in clutter) >= 5

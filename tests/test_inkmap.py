@@ -10,7 +10,7 @@ from conftest import ROOT, SAMPLES
 from server.engine.decode import decode
 from server.engine.inkmap import SCALE, load_inkmap
 from server.engine.preprocess import learned_ink
-from server.engine.rows import map_rows
+from server.engine.rows import TILE, map_rows
 
 MODEL = ROOT / "model" / "inkmap.tflite"
 
@@ -52,13 +52,35 @@ def test_blank_paper_is_not_marked(ink_map) -> None:
 
 def _written(digit_height: float, size: tuple[int, int] = (750, 1000)) -> np.ndarray:
     """A 1000x750 photo of paper with '47' in bold template strokes `digit_height` px tall, as the engine decodes it."""
+    return _scene(digit_height, size)[0]
+
+
+def _scene(digit_height: float, size: tuple[int, int]) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
     from training.scenes import encode_jpeg, ink_scene
     from training.strokes import draw as stroke
 
     rng = np.random.default_rng(3)
     digits = [(stroke(rng, d) * 255).astype(np.uint8) for d in (4, 7)]
     scene = ink_scene(rng, digits, *size, digit_height=digit_height)
-    return decode(encode_jpeg(scene.image, 90)).gray
+    return decode(encode_jpeg(scene.image, 90)).gray, scene.boxes
+
+
+def test_small_digits_are_found_again_on_the_picture_enlarged_where_they_are(ink_map) -> None:
+    """Digits 18 px tall in a webcam frame (their ink 13 px) are 7 map pixels: their row is found again on a tile of
+    the picture around them enlarged (rows.CLOSER), and its box is still where they are, in the frame's map pixels."""
+    gray, boxes = _scene(18, (240, 320))
+    shapes = []
+
+    def recorded(picture: np.ndarray) -> np.ndarray:
+        shapes.append(picture.shape)
+        return ink_map(picture)
+
+    (row,) = map_rows(gray, recorded).rows
+    assert shapes == [gray.shape, TILE]
+    x0, y0 = min(x for x, _, _, _ in boxes) / SCALE, min(y for _, y, _, _ in boxes) / SCALE
+    x1, y1 = max(x + w for x, _, w, _ in boxes) / SCALE, max(y + h for _, y, _, h in boxes) / SCALE
+    x, y, w, h = row.box
+    assert abs(x - x0) <= 1.5 and abs(y - y0) <= 1.5 and abs(x + w - x1) <= 1.5 and abs(y + h - y1) <= 1.5
 
 
 def test_a_big_picture_is_mapped_on_its_overview_and_small_digits_at_working_size(ink_map) -> None:

@@ -35,8 +35,9 @@ FRAMES = {(240, 320): 0.5, (480, 640): 0.4, (640, 480): 0.1}
 MIX_SHARE = 0.3  # scenes with no axis fixed; the rest fix one of AXES' values, every value alike
 CHUNK = 250
 # The ink map's rows as rows.map_rows finds them: 2 since it maps an overview first, 3 since thin strokes are
-# thickened, 4 since DETAIL is 16. Cached rows of another recipe are not used again.
-ROWS_RECIPE = 4
+# thickened, 4 since DETAIL is 16, 5 since small rows are looked at closer. Cached rows of another recipe are not
+# used again.
+ROWS_RECIPE = 5
 
 Example = tuple[np.ndarray, str]
 

@@ -11,12 +11,15 @@ light and pen were.
 The map is drawn first on the picture shrunk to an overview (`map_rows`): its view of a few dozen pixels then spans
 a bold digit that fills a photo, whose long straight strokes it would otherwise take for a page's edges or ruled
 lines. Where the overview holds no row tall enough to read, the picture is mapped again at its working size, for
-small digits. No state besides the map's own.
+small digits; and a row still only a few map pixels tall there is found again on a tile of the picture around it,
+enlarged (`_closer`): at half resolution a small digit's strokes are a map pixel wide, and its row a blur. No state
+besides the map's own.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import combinations
 
 import cv2
 import numpy as np
@@ -40,6 +43,12 @@ STROKE = 3.0  # the reader's thinnest strokes, in input pixels: MNIST's 2.5 in 2
 # photos-extra (docs/experiments.md).
 OVERVIEW = 320
 DETAIL = 16
+# A row shorter than CLOSER map pixels at the working size (small digits, 8-24 px tall) is found again on the
+# picture around it enlarged, MAX_ZOOM times at most, to DETAIL map pixels: at half resolution a small digit's
+# strokes are a map pixel wide.
+CLOSER = 12
+MAX_ZOOM = 4
+TILE = (128, 384)  # (height, width) px: every closer look has this one input shape, so LiteRT plans it once
 
 
 @dataclass
@@ -61,7 +70,70 @@ def map_rows(gray: np.ndarray, ink_map: InkMap) -> MappedRows:
         if any(row.box[3] >= DETAIL for row in rows):
             return MappedRows(rows, chances, SCALE * gray.shape[1] / small.shape[1])
     chances = ink_map(gray)
-    return MappedRows(find_rows(chances), chances, float(SCALE))
+    rows = find_rows(chances)
+    small = [row for row in rows if row.box[3] < CLOSER]
+    if small:
+        rows = _biggest([row for row in rows if row.box[3] >= CLOSER] + _closer(gray, ink_map, small))
+    return MappedRows(rows, chances, float(SCALE))
+
+
+def _closer(gray: np.ndarray, ink_map: InkMap, small: list[Line]) -> list[Line]:
+    """The rows found again where small rows were, on a TILE of the picture around them enlarged so that they come
+    out DETAIL map pixels tall; boxes and origins in the working size's map pixels, as the other rows'."""
+    found = []
+    for (x, y, w, h), height in _merged([_around(row.box, gray.shape) for row in small]):
+        zoom = min(MAX_ZOOM, DETAIL / height, TILE[1] / w, TILE[0] / h)
+        if zoom <= 1:
+            continue
+        # The tile's (0, 0) in the picture: the region in its middle, the tile inside the picture where it can be.
+        left = float(np.clip(x + w / 2 - TILE[1] / zoom / 2, 0, max(0, gray.shape[1] - TILE[1] / zoom)))
+        top = float(np.clip(y + h / 2 - TILE[0] / zoom / 2, 0, max(0, gray.shape[0] - TILE[0] / zoom)))
+        enlarge = np.float32([[zoom, 0, -left * zoom], [0, zoom, -top * zoom]])
+        tile = cv2.warpAffine(gray, enlarge, TILE[::-1], flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        for row in find_rows(ink_map(tile)):
+            bx, by, bw, bh = row.box
+            box = (round(left / SCALE + bx / zoom), round(top / SCALE + by / zoom), max(1, round(bw / zoom)),
+                   max(1, round(bh / zoom)))
+            # Only the small rows again, not a piece of a taller row that the tile cut.
+            if any(_inside(box, _centre(other.box)) or _inside(other.box, _centre(box)) for other in small):
+                found.append(Line(box, row.members, row.image, row.scale * zoom,
+                                  (left / SCALE + row.origin[0] / zoom, top / SCALE + row.origin[1] / zoom)))
+    return found
+
+
+def _centre(box: tuple[int, int, int, int]) -> tuple[float, float]:
+    return box[0] + box[2] / 2, box[1] + box[3] / 2
+
+
+def _inside(box: tuple[int, int, int, int], point: tuple[float, float]) -> bool:
+    return box[0] <= point[0] <= box[0] + box[2] and box[1] <= point[1] <= box[1] + box[3]
+
+
+def _around(box: tuple[int, int, int, int], shape: tuple[int, ...]) -> tuple[tuple[int, int, int, int], int]:
+    """A small row's box in map pixels -> the part of the picture around it (its height on every side), in the
+    picture's pixels, and the row's height."""
+    x, y, w, h = box
+    x0, y0 = max(0, (x - h) * SCALE), max(0, (y - h) * SCALE)
+    x1, y1 = min(shape[1], (x + w + h) * SCALE), min(shape[0], (y + 2 * h) * SCALE)
+    return (x0, y0, x1 - x0, y1 - y0), h
+
+
+def _merged(regions: list[tuple[tuple[int, int, int, int], int]]) -> list[tuple[tuple[int, int, int, int], int]]:
+    """Regions that overlap made one (with the taller row's height), until none overlap: a row is found once."""
+    regions = list(regions)
+    while True:
+        pair = next(((i, j) for i, j in combinations(range(len(regions)), 2)
+                     if _overlap(regions[i][0], regions[j][0])), None)
+        if pair is None:
+            return regions
+        (a, ha), (b, hb) = regions[pair[0]], regions[pair[1]]
+        x0, y0 = min(a[0], b[0]), min(a[1], b[1])
+        x1, y1 = max(a[0] + a[2], b[0] + b[2]), max(a[1] + a[3], b[1] + b[3])
+        regions = [r for k, r in enumerate(regions) if k not in pair] + [((x0, y0, x1 - x0, y1 - y0), max(ha, hb))]
+
+
+def _overlap(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
 
 def find_rows(chances: np.ndarray) -> list[Line]:
@@ -80,7 +152,12 @@ def find_rows(chances: np.ndarray) -> list[Line]:
     boxes = [_box(stats, piece) for piece in pieces]
     kept = [(box, piece) for box, piece in zip(boxes, pieces, strict=True) if box[3] >= MIN_HEIGHT]
     kept = sorted(kept, key=lambda row: -row[0][3] * row[0][2])[:MAX_ROWS]  # the biggest, when there are many
-    lines = [_line(chances, labels, box, piece) for box, piece in kept]
+    return _biggest([_line(chances, labels, box, piece) for box, piece in kept])
+
+
+def _biggest(lines: list[Line]) -> list[Line]:
+    """The MAX_ROWS biggest rows, when there are more, top row first."""
+    lines = sorted(lines, key=lambda line: -line.box[3] * line.box[2])[:MAX_ROWS]
     return sorted(lines, key=lambda line: (line.box[1], line.box[0]))
 
 
