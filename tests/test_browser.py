@@ -475,7 +475,9 @@ def test_keyboard_keeps_focus_and_every_control_answers_enter_and_space(browser:
         page.get_by_role("tab", name="Photo").click()
         choose = page.get_by_role("button", name="Choose a picture")
         for key in ("Enter", "Space"):
+            expect(choose).to_be_visible()  # the tab's panel shown: a hidden button takes no focus
             choose.focus()
+            expect(choose).to_be_focused()
             with page.expect_file_chooser() as chooser:
                 page.keyboard.press(key)
             chooser.value.set_files(str(PHOTO_SAMPLE))
